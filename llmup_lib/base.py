@@ -1,0 +1,83 @@
+"""The base model: pretrained on the general corpus, the starting point of every upgrade.
+
+Notebook 01 trains it from scratch in about a minute and a half. Later notebooks must open cold
+within their own budget, so the ``cpu`` profile's checkpoint is shipped in ``data/base/cpu``
+(under 4 MB) and ``python -m llmup_lib build-base`` rebuilds it with this exact recipe; notebook
+01 checks that its rebuild matches the shipped one. Other profiles train once into
+``~/.cache/llmup`` (cache-or-train), since their checkpoints are too large to ship.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .corpora import load_corpus
+from .models import build_model, load_model
+from .profiles import Profile, get_profile
+from .tokenizer import DATA_DIR, load_tokenizer, pack_blocks
+from .train import TrainConfig, TrainResult, eval_loss, train
+
+SHIPPED = {"cpu"}  # profiles whose base checkpoint lives in data/base/
+
+
+def base_dir(profile: Profile) -> Path:
+    if profile.name in SHIPPED:
+        return DATA_DIR / "base" / profile.name
+    cache = Path(os.environ.get("LLMUP_CACHE", Path.home() / ".cache" / "llmup"))
+    return cache / "base" / profile.name
+
+
+def base_recipe(profile: Profile) -> TrainConfig:
+    return TrainConfig(steps=profile.base_steps, batch_size=profile.batch_size, lr=profile.lr,
+                       seed=profile.seed, eval_every=max(1, profile.base_steps // 10),
+                       eval_batches=4)
+
+
+def general_blocks(profile: Profile, tokenizer):
+    """Training and validation blocks of the general corpus, as the base model saw them."""
+    corpus = load_corpus("general", n_train=profile.n_general, n_val=profile.n_val,
+                         seed=profile.seed)
+    return (pack_blocks(corpus["train"]["text"], tokenizer, profile.context),
+            pack_blocks(corpus["validation"]["text"], tokenizer, profile.context))
+
+
+def train_base_model(profile: Profile | None = None, progress: bool = True) -> TrainResult:
+    """Pretrain the profile's base model from scratch (the recipe notebook 01 runs)."""
+    profile = profile or get_profile()
+    tokenizer = load_tokenizer()
+    train_blocks, val_blocks = general_blocks(profile, tokenizer)
+    model = build_model(profile.base_size, tokenizer, profile.context, seed=profile.seed)
+    cfg = base_recipe(profile)
+    cfg.progress = progress
+    return train(model, train_blocks, val_blocks, cfg)
+
+
+def save_base_model(result: TrainResult, profile: Profile, path: Path | None = None) -> Path:
+    """Save the model and the validation loss a rebuild must match."""
+    path = Path(path or base_dir(profile))
+    result.model.save_pretrained(path)
+    tokenizer = load_tokenizer()
+    _, val_blocks = general_blocks(profile, tokenizer)
+    metrics = {"profile": profile.name, "val_loss": eval_loss(result.model, val_blocks, 32),
+               "steps": profile.base_steps}
+    (path / "base_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    return path
+
+
+def shipped_metrics(profile: Profile | None = None) -> dict:
+    profile = profile or get_profile()
+    return json.loads((base_dir(profile) / "base_metrics.json").read_text())
+
+
+def load_base_model(profile: Profile | None = None, progress: bool = True):
+    """The profile's base model: the shipped or cached checkpoint, trained first if missing."""
+    profile = profile or get_profile()
+    path = base_dir(profile)
+    if not (path / "config.json").exists():
+        if profile.name in SHIPPED:
+            raise FileNotFoundError(f"The shipped base model is missing from {path}; run "
+                                    "`python -m llmup_lib build-base` to rebuild it.")
+        save_base_model(train_base_model(profile, progress), profile, path)
+    return load_model(path).to(profile.torch_device())

@@ -1,0 +1,140 @@
+"""How good is a model, and what does it cost to run?
+
+Loss and perplexity are per token, so they depend on the tokenizer. Bits per character do not:
+``bpc = loss / ln 2 · tokens / characters``. On the suite's generated corpora we also know the
+*true* entropy in bits per character (the generator's own log-probabilities), so the gap
+``bpc − floor`` is exactly how much a model could still learn.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import sys
+import time
+from collections import defaultdict
+
+import torch
+
+from .tokenizer import pack_blocks, tokenize_corpus
+from .train import eval_loss
+
+
+def language_model_metrics(model, tokenizer, texts: list[str], context: int,
+                           batch_size: int = 16, floor_bpc: float | None = None) -> dict:
+    """Loss (nats/token), perplexity, bits per character and, given the floor, the gap to it."""
+    blocks = pack_blocks(texts, tokenizer, context)
+    loss = eval_loss(model, blocks, batch_size)
+    tokens_per_char = len(tokenize_corpus(texts, tokenizer)) / sum(len(t) for t in texts)
+    bpc = loss / math.log(2) * tokens_per_char
+    out = {"loss": loss, "perplexity": math.exp(loss), "bits_per_char": bpc,
+           "tokens_per_char": tokens_per_char}
+    if floor_bpc is not None:
+        out["floor_bpc"] = floor_bpc
+        out["gap_bpc"] = bpc - floor_bpc
+    return out
+
+
+@torch.no_grad()
+def sequence_logprobs(model, tokenizer, prompts: list[str], continuations: list[str],
+                      batch_size: int = 64) -> list[float]:
+    """log p(continuation | EOS + prompt), summed over the continuation's tokens."""
+    eos = tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    pairs = [([eos, *tokenizer.encode(p, add_special_tokens=False)],
+              tokenizer.encode(c, add_special_tokens=False)) for p, c in zip(prompts, continuations)]
+    model.eval()
+    scores = []
+    for i in range(0, len(pairs), batch_size):
+        chunk = pairs[i:i + batch_size]
+        width = max(len(p) + len(c) for p, c in chunk)
+        ids = torch.full((len(chunk), width), eos, dtype=torch.long)
+        labels = torch.full((len(chunk), width), -100, dtype=torch.long)
+        for row, (p, c) in enumerate(chunk):  # right-padded: causal attention ignores the pad
+            ids[row, :len(p) + len(c)] = torch.tensor(p + c)
+            labels[row, len(p):len(p) + len(c)] = torch.tensor(c)
+        logp = torch.log_softmax(model(input_ids=ids.to(device)).logits[:, :-1].float(), -1)
+        target = labels[:, 1:].to(device)
+        picked = logp.gather(-1, target.clamp(min=0)[..., None])[..., 0] * (target != -100)
+        scores.extend(picked.sum(-1).tolist())
+    return scores
+
+
+def fact_accuracy(model, tokenizer, facts: list[dict]) -> dict:
+    """Multiple-choice fact probe: is the true answer the most likely among all answers of the
+    same relation? Returns overall accuracy, per-relation accuracy and the chance level."""
+    candidates = defaultdict(set)
+    for f in facts:
+        candidates[f["relation"]].add(f["answer"])
+    prompts, conts, owners = [], [], []
+    for i, f in enumerate(facts):
+        for c in sorted(candidates[f["relation"]]):
+            prompts.append(f["prompt"])
+            conts.append(c)
+            owners.append((i, c))
+    scores = sequence_logprobs(model, tokenizer, prompts, conts)
+    best = {}
+    for (i, c), s in zip(owners, scores):
+        if i not in best or s > best[i][1]:
+            best[i] = (c, s)
+    correct = [best[i][0] == f["answer"] for i, f in enumerate(facts)]
+    by_relation = defaultdict(list)
+    for f, ok in zip(facts, correct):
+        by_relation[f["relation"]].append(ok)
+    chance = sum(1 / len(candidates[f["relation"]]) for f in facts) / max(len(facts), 1)
+    return {"accuracy": sum(correct) / max(len(facts), 1), "chance": chance,
+            "by_relation": {r: sum(v) / len(v) for r, v in sorted(by_relation.items())}}
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompt: str, max_new_tokens: int = 60, temperature: float = 1.0,
+             top_k: int | None = None, seed: int = 0, greedy: bool = False) -> str:
+    """Continue ``prompt`` (after a document boundary); returns only the new text."""
+    if not greedy and temperature <= 0:
+        raise ValueError(f"temperature={temperature} must be > 0; use greedy=True for argmax.")
+    torch.manual_seed(seed)
+    ids = [tokenizer.eos_token_id, *tokenizer.encode(prompt, add_special_tokens=False)]
+    device = next(model.parameters()).device
+    model.eval()
+    out = model.generate(
+        torch.tensor([ids], device=device), attention_mask=torch.ones(1, len(ids), device=device,
+                                                                       dtype=torch.long),
+        max_new_tokens=max_new_tokens, do_sample=not greedy,
+        temperature=None if greedy else temperature, top_k=None if greedy else top_k,
+        top_p=None, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    return tokenizer.decode(out[0, len(ids):], skip_special_tokens=True)
+
+
+def exact_match(model, tokenizer, questions: list[str], answers: list[str], prompt_fn,
+                max_new_tokens: int = 16) -> dict:
+    """Greedy answers to ``prompt_fn(question)``, cut at the first newline, vs the gold answers."""
+    preds = [generate(model, tokenizer, prompt_fn(q), max_new_tokens, greedy=True)
+             .split("\n")[0].strip() for q in questions]
+    hits = [p == a.strip() for p, a in zip(preds, answers)]
+    return {"accuracy": sum(hits) / max(len(hits), 1), "predictions": preds}
+
+
+@torch.no_grad()
+def generation_speed(model, tokenizer, new_tokens: int = 64, repeats: int = 3) -> dict:
+    """Greedy decoding speed with the KV cache, batch 1: median tokens/s and ms per token."""
+    device = next(model.parameters()).device
+    ids = torch.tensor([[tokenizer.eos_token_id]], device=device)
+    model.eval()
+    times = []
+    for _ in range(repeats + 1):  # the first run warms up
+        t0 = time.perf_counter()
+        model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
+                       min_new_tokens=new_tokens, do_sample=False,
+                       pad_token_id=tokenizer.pad_token_id)
+        times.append(time.perf_counter() - t0)
+    median = sorted(times[1:])[len(times[1:]) // 2]
+    return {"tokens_per_second": new_tokens / median, "ms_per_token": 1000 * median / new_tokens}
+
+
+def peak_memory_mb() -> float:
+    """Peak memory so far: GPU allocations on CUDA, else the process's peak resident set."""
+    if torch.cuda.is_available() and torch.cuda.max_memory_allocated():
+        return torch.cuda.max_memory_allocated() / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux

@@ -1,0 +1,114 @@
+"""A family of Llama-style models, by size, plus loading any HF checkpoint by path or Hub name.
+
+The configs are ordinary ``transformers`` ``LlamaConfig``s (RMSNorm, rotary positions, SwiGLU,
+tied input/output embeddings): the shape of today's small open models, shrunk until they train
+on a laptop CPU in minutes. Each layer has about ``12·d²`` weights (4·d² attention, 8·d² SwiGLU
+with hidden size ≈ 8/3·d), so the non-embedding size is ``N ≈ 12·L·d²``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+
+# name: (layers, width, heads). Sizes span ~250x in non-embedding parameters.
+FAMILY = {
+    "pico": (2, 32, 2),
+    "nano": (2, 48, 2),
+    "micro": (3, 64, 4),
+    "mini": (4, 96, 4),
+    "small": (4, 128, 4),
+    "base": (6, 192, 6),
+    "medium": (8, 256, 8),
+    "large": (12, 384, 12),
+}
+
+
+def _swiglu_hidden(width: int) -> int:
+    # 8/3·d keeps the SwiGLU MLP at ~8·d² weights like a 4·d GELU MLP; round up to a multiple of 8.
+    return -(-8 * width // 3 // 8) * 8
+
+
+def model_config(size: str, vocab_size: int, context: int, **overrides) -> LlamaConfig:
+    """The ``LlamaConfig`` of family member ``size``."""
+    if size not in FAMILY:
+        raise ValueError(f"Unknown model size {size!r}; choose one of {', '.join(FAMILY)}.")
+    layers, width, heads = FAMILY[size]
+    kwargs = dict(
+        vocab_size=vocab_size, hidden_size=width, intermediate_size=_swiglu_hidden(width),
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+        max_position_embeddings=context, tie_word_embeddings=True, rms_norm_eps=1e-5,
+        initializer_range=0.02, bos_token_id=None, pad_token_id=None, eos_token_id=None,
+    )
+    kwargs.update(overrides)
+    return LlamaConfig(**kwargs)
+
+
+def build_model(size: str, tokenizer, context: int, seed: int = 0, **overrides) -> LlamaForCausalLM:
+    """A freshly initialised family member whose vocabulary matches ``tokenizer``."""
+    config = model_config(size, len(tokenizer), context, **overrides)
+    config.eos_token_id = tokenizer.eos_token_id
+    config.pad_token_id = tokenizer.pad_token_id
+    torch.manual_seed(seed)  # the same seed gives the same initial weights
+    return LlamaForCausalLM(config)
+
+
+def count_params(model: PreTrainedModel) -> dict:
+    """Total and non-embedding parameters (shared tensors counted once).
+
+    Non-embedding excludes the token embedding and an untied LM head: the count scaling laws use.
+    """
+    total = sum(p.numel() for p in model.parameters())  # parameters() yields a tied tensor once
+    emb = model.get_input_embeddings().weight
+    embedding = emb.numel()
+    head = model.get_output_embeddings()
+    if head is not None and head.weight is not emb:
+        embedding += head.weight.numel()
+    return {"total": total, "non_embedding": total - embedding}
+
+
+def flops_per_token(config, context: int | None = None) -> dict:
+    """Training FLOPs per token: ``6·N`` for the weights plus the attention term.
+
+    ``N`` counts every matmul weight, the LM head included (it is a ``V×d`` matmul even when
+    tied). The attention scores and the weighted sum cost ``2·2·L·T·d`` forward per token
+    (nanoGPT's ``12·L·d·T`` for forward + backward); causal masking halves the useful part, which
+    we ignore, as PaLM and nanoGPT do.
+    """
+    d, L = config.hidden_size, config.num_hidden_layers
+    T = context or config.max_position_embeddings
+    kv = config.num_key_value_heads * (d // config.num_attention_heads)
+    per_layer = d * d * 2 + d * kv * 2 + 3 * d * config.intermediate_size
+    n_matmul = L * per_layer + config.vocab_size * d
+    weights = 6 * n_matmul
+    attention = 12 * L * T * d
+    return {"weights": weights, "attention": attention, "total": weights + attention,
+            "n_matmul_params": n_matmul}
+
+
+def load_model(name_or_path: str | os.PathLike, **kwargs) -> PreTrainedModel:
+    """Load a causal LM from a local checkpoint folder or, when online, a Hub name."""
+    path = Path(name_or_path)
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ValueError(f"{str(path)!r} has no config.json, so it is not a saved model; "
+                             "pass a folder written by save_pretrained.")
+        try:
+            return AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+        except Exception as err:  # a truncated or corrupt weights file
+            raise ValueError(f"Could not load the checkpoint in {str(path)!r} ({type(err).__name__}"
+                             "); it looks corrupt: re-save it or rebuild it.") from err
+    if str(name_or_path) in FAMILY:
+        raise ValueError(f"{str(name_or_path)!r} is a family size, not a checkpoint; use "
+                         f"build_model({str(name_or_path)!r}, tokenizer, context) for a fresh one.")
+    try:
+        return AutoModelForCausalLM.from_pretrained(str(name_or_path), **kwargs)
+    except OSError as err:
+        raise ValueError(
+            f"Could not load model {str(name_or_path)!r}: it is not a local folder and the "
+            "Hugging Face Hub is unreachable or has no such model; connect to the internet "
+            "or pass the path of a folder saved with save_pretrained."
+        ) from err

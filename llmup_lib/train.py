@@ -1,0 +1,281 @@
+"""One short, explicit training loop: AdamW, warmup + cosine, gradient clipping, periodic eval,
+atomic checkpoints with exact resume, and a metrics history to plot.
+
+It runs on ``accelerate``, so the same code trains on a CPU, a GPU, or several processes
+(``accelerate launch --num_processes 2 ...`` or ``torchrun``): each process takes its slice of
+the global batch and DDP averages the gradients, which equals the one-process gradient.
+
+Batches are a pure function of ``(seed, step)``: the loop needs no sampler state, so a resumed
+run sees exactly the batches the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+# The keys that define the optimisation trajectory; a checkpoint resumes only if they all match.
+RECIPE_KEYS = ("steps", "batch_size", "lr", "warmup_steps", "min_lr_ratio", "weight_decay",
+               "betas", "grad_clip", "seed")
+
+
+@dataclass
+class TrainConfig:
+    steps: int
+    batch_size: int  # global batch, in blocks, split across processes
+    lr: float
+    warmup_steps: int | None = None  # default: 5% of steps
+    min_lr_ratio: float = 0.1  # the cosine decays to lr * min_lr_ratio
+    weight_decay: float = 0.1
+    betas: tuple = (0.9, 0.95)
+    grad_clip: float = 1.0
+    eval_every: int = 0  # 0: evaluate once, at the end
+    eval_batches: int = 8
+    log_every: int = 10
+    seed: int = 0
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 0  # 0: only at the end (when checkpoint_dir is set)
+    keep_checkpoints: int = 2
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.warmup_steps is None:
+            self.warmup_steps = max(1, self.steps // 20)
+        self.betas = tuple(self.betas)
+        if self.steps <= 0 or self.batch_size <= 0 or self.lr <= 0:
+            raise ValueError(f"steps, batch_size and lr must be positive (got {self.steps}, "
+                             f"{self.batch_size}, {self.lr}).")
+
+    def recipe(self) -> dict:
+        d = asdict(self)
+        return {k: (list(d[k]) if isinstance(d[k], tuple) else d[k]) for k in RECIPE_KEYS}
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module
+    history: list = field(default_factory=list)  # dicts: step, train_loss, lr, tokens, val_loss
+    tokens_per_second: float = 0.0
+    seconds: float = 0.0
+
+    def series(self, key: str) -> tuple[list, list]:
+        """(steps, values) of one metric, ready for ``plt.plot``."""
+        rows = [r for r in self.history if key in r]
+        return [r["step"] for r in rows], [r[key] for r in rows]
+
+    @property
+    def final_val_loss(self) -> float | None:
+        return self.series("val_loss")[1][-1] if self.series("val_loss")[1] else None
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup to ``lr``, then cosine decay to ``lr * min_lr_ratio`` at the last step."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+
+
+def batch_indices(step: int, n_blocks: int, batch_size: int, seed: int) -> torch.Tensor:
+    """Rows of the global batch at ``step``: epochs of seeded permutations, walked in order."""
+    start = step * batch_size
+    idx = []
+    while len(idx) < batch_size:
+        epoch, offset = divmod(start + len(idx), n_blocks)
+        perm = torch.randperm(n_blocks, generator=torch.Generator().manual_seed(seed + epoch))
+        idx.extend(perm[offset:offset + batch_size - len(idx)].tolist())
+    return torch.tensor(idx)
+
+
+def split_blocks(blocks) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-token labels from ``[n, T+1]`` token blocks or an ``(inputs, labels)``
+    pair (labels -100 are ignored, e.g. a masked prompt)."""
+    if isinstance(blocks, torch.Tensor):
+        return blocks[:, :-1], blocks[:, 1:]
+    inputs, labels = blocks
+    return inputs, labels
+
+
+def causal_lm_loss(model, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy. Labels are already shifted, so no copy is made."""
+    logits = model(input_ids=inputs).logits
+    return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+
+
+def make_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (norm gains and biases are not decayed)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("The model has no trainable parameters; unfreeze some before training.")
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+@torch.no_grad()
+def eval_loss(model, blocks, batch_size: int, max_batches: int | None = None) -> float:
+    """Mean token loss (nats) over the first ``max_batches`` batches of ``blocks``."""
+    was_training = model.training
+    model.eval()
+    inputs, labels = split_blocks(blocks)
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    n = len(inputs) if max_batches is None else min(len(inputs), max_batches * batch_size)
+    for i in range(0, n, batch_size):
+        x, y = inputs[i:i + batch_size].to(device), labels[i:i + batch_size].to(device)
+        loss = causal_lm_loss(model, x, y)
+        tokens = int((y != -100).sum())
+        total, count = total + float(loss) * tokens, count + tokens
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
+          accelerator: Accelerator | None = None, **overrides) -> TrainResult:
+    """Train ``model`` on token blocks; returns the (unwrapped) model and its history.
+
+    With ``cfg.checkpoint_dir`` set, checkpoints are written atomically and an existing one is
+    resumed from, exactly: the resumed run ends with the weights of an uninterrupted one.
+    """
+    cfg = cfg or TrainConfig(**overrides)
+    accelerator = accelerator or Accelerator()
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size={cfg.batch_size} does not split over {world} processes; "
+                         f"use a multiple of {world}.")
+    local = cfg.batch_size // world
+    inputs, labels = split_blocks(train_blocks)
+    if len(inputs) == 0:
+        raise ValueError("No training blocks: the corpus is shorter than one context window.")
+
+    torch.manual_seed(cfg.seed)
+    optimizer = make_optimizer(model, cfg)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    raw = accelerator.unwrap_model(model)
+    result = TrainResult(model=raw)
+    start = 0
+    if cfg.checkpoint_dir:
+        start, result.history = load_checkpoint(cfg.checkpoint_dir, raw, optimizer, cfg)
+
+    model.train()
+    tokens_per_step = int((labels[:1] != -100).sum()) * cfg.batch_size
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
+               disable=not (cfg.progress and accelerator.is_main_process))
+    train_time = 0.0
+    for step in bar:
+        t0 = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        rows = batch_indices(step, len(inputs), cfg.batch_size, cfg.seed)[rank * local:(rank + 1) * local]
+        x, y = inputs[rows].to(accelerator.device), labels[rows].to(accelerator.device)
+        loss = causal_lm_loss(model, x, y)
+        accelerator.backward(loss)
+        if cfg.grad_clip:
+            accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        train_time += time.perf_counter() - t0
+
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            mean_loss = float(accelerator.reduce(loss.detach(), "mean"))
+            result.history.append({"step": done, "train_loss": mean_loss, "lr": lr_at(step, cfg),
+                                   "tokens": done * tokens_per_step})
+            bar.set_postfix(loss=f"{mean_loss:.3f}")
+        if val_blocks is not None and ((cfg.eval_every and done % cfg.eval_every == 0)
+                                       or done == cfg.steps):
+            val = eval_loss(raw, val_blocks, local, cfg.eval_batches)
+            result.history.append({"step": done, "val_loss": val})
+        if cfg.checkpoint_dir and ((cfg.checkpoint_every and done % cfg.checkpoint_every == 0)
+                                   or done == cfg.steps):
+            if accelerator.is_main_process:
+                save_checkpoint(cfg.checkpoint_dir, raw, optimizer, cfg, done, result.history)
+            accelerator.wait_for_everyone()
+    bar.close()
+    result.seconds = train_time
+    steps_run = cfg.steps - start
+    result.tokens_per_second = steps_run * tokens_per_step / train_time if train_time else 0.0
+    return result
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _latest(ckpt_dir: Path) -> Path | None:
+    pointer = ckpt_dir / "latest"
+    return ckpt_dir / pointer.read_text().strip() if pointer.exists() else None
+
+
+def save_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig, step: int, history) -> Path:
+    """Write ``step-NNNNNN/`` atomically: into a temp folder, renamed only once complete, then
+    the ``latest`` pointer is replaced. A crash at any moment leaves the previous one intact."""
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:06d}"
+    tmp = ckpt_dir / f".tmp-{name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    state = {"step": step, "recipe": cfg.recipe(), "history": history,
+             "model_config": model.config.to_diff_dict(), "rng": torch.get_rng_state().tolist()}
+    (tmp / "trainer_state.json").write_text(json.dumps(state))
+    final = ckpt_dir / name
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    pointer_tmp = ckpt_dir / ".latest.tmp"
+    pointer_tmp.write_text(name)
+    os.replace(pointer_tmp, ckpt_dir / "latest")
+    old = sorted(p for p in ckpt_dir.glob("step-*") if p.is_dir())[:-cfg.keep_checkpoints]
+    for path in old:
+        shutil.rmtree(path, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig) -> tuple[int, list]:
+    """Restore the latest checkpoint in ``ckpt_dir`` into ``model``/``optimizer``; returns
+    ``(step, history)``, or ``(0, [])`` when there is none. Refuses a different recipe or model."""
+    path = _latest(Path(ckpt_dir))
+    if path is None:
+        return 0, []
+    try:
+        state = json.loads((path / "trainer_state.json").read_text())
+        from safetensors.torch import load_file
+
+        weights = load_file(str(path / "model.safetensors"))
+        optim_state = torch.load(path / "optimizer.pt", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"Checkpoint {str(path)!r} is unreadable ({type(err).__name__}); "
+                         "delete that folder to resume from the previous one, or pass a new "
+                         "checkpoint_dir.") from err
+    for key, saved in state["recipe"].items():
+        now = cfg.recipe()[key]
+        if saved != now:
+            raise ValueError(f"Checkpoint {str(path)!r} was trained with {key}={saved!r}, not "
+                             f"{now!r}; use the same recipe to resume, or a new checkpoint_dir.")
+    now_config = model.config.to_diff_dict()
+    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
+                "intermediate_size"):
+        if state["model_config"].get(key) != now_config.get(key):
+            raise ValueError(f"Checkpoint {str(path)!r} holds a model with {key}="
+                             f"{state['model_config'].get(key)}, not {now_config.get(key)}; "
+                             "build the same model to resume, or use a new checkpoint_dir.")
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if unexpected or [k for k in missing if "lm_head" not in k]:  # a tied head is not saved
+        raise ValueError(f"Checkpoint {str(path)!r} does not fit this model (missing {missing[:3]}"
+                         f", unexpected {unexpected[:3]}); use a new checkpoint_dir.")
+    optimizer.load_state_dict(optim_state)
+    torch.set_rng_state(torch.tensor(state["rng"], dtype=torch.uint8))
+    return state["step"], state["history"]

@@ -1,0 +1,63 @@
+import pytest
+import torch
+
+from llmup_lib.tokenizer import (EOS, char_tokenizer, load_tokenizer, pack_blocks,
+                                 tokenize_corpus, train_bpe)
+
+
+def test_bpe_round_trip_and_specials(tiny_texts):
+    tok = train_bpe(tiny_texts, vocab_size=300)
+    assert len(tok) == 300
+    text = "the dog sat on a red mat. Ünïcode too!"  # unseen characters: bytes still cover them
+    assert tok.decode(tok.encode(text, add_special_tokens=False)) == text
+    assert tok.eos_token == EOS and tok.pad_token_id != tok.eos_token_id
+    # BPE learned merges: common words are single tokens
+    assert len(tok.encode(" the", add_special_tokens=False)) == 1
+
+
+def test_bpe_is_deterministic(tiny_texts):
+    a, b = train_bpe(tiny_texts, 300), train_bpe(tiny_texts, 300)
+    assert a.get_vocab() == b.get_vocab()
+
+
+def test_bpe_rejects_tiny_vocab(tiny_texts):
+    with pytest.raises(ValueError, match="vocab_size=100"):
+        train_bpe(tiny_texts, 100)
+
+
+def test_chat_template():
+    tok = load_tokenizer()
+    msgs = [{"role": "user", "content": "Where does Mia live?"}]
+    text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    assert text == "<|user|>Where does Mia live?<|endoftext|><|assistant|>"
+    ids = tok.apply_chat_template(msgs, tokenize=True, add_generation_prompt=True)
+    ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+    assert tok.convert_tokens_to_ids("<|assistant|>") == ids[-1]
+
+
+def test_char_tokenizer(tiny_texts):
+    tok = char_tokenizer(tiny_texts)
+    ids = tok.encode("the cat", add_special_tokens=False)
+    assert len(ids) == len("the cat")
+    assert tok.decode(ids) == "the cat"
+    assert tok.decode(tok.encode("z?", add_special_tokens=False)) == "<|unk|><|unk|>"
+    with pytest.raises(ValueError, match="no text"):
+        char_tokenizer([])
+
+
+def test_shipped_tokenizer_loads():
+    tok = load_tokenizer()
+    assert 300 <= len(tok) <= 1024  # merges stop early: the world has a small vocabulary
+    with pytest.raises(FileNotFoundError, match="build-tokenizer"):
+        load_tokenizer("/nonexistent/tok")
+
+
+def test_pack_blocks_cover_the_stream(tiny_texts, char_tok):
+    stream = tokenize_corpus(tiny_texts, char_tok)
+    blocks = pack_blocks(tiny_texts, char_tok, 32)
+    assert blocks.shape[1] == 33
+    assert torch.equal(blocks[1, 0], blocks[0, -1])  # one-token overlap: labels continue
+    assert blocks.flatten()[:33].tolist() == stream[:33]
+    assert stream.count(char_tok.eos_token_id) == len(tiny_texts)
+    with pytest.raises(ValueError, match="fewer than one block"):
+        pack_blocks(["hi"], char_tok, 32)

@@ -1,0 +1,150 @@
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from llmup_lib.models import build_model
+from llmup_lib.train import TrainConfig, batch_indices, eval_loss, lr_at, save_checkpoint, train
+
+
+def _cfg(**kw):
+    base = dict(steps=30, batch_size=8, lr=1e-2, log_every=5, progress=False, seed=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_lr_schedule_warmup_then_cosine():
+    cfg = _cfg(steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    lrs = [lr_at(s, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-3) and lrs[9] == pytest.approx(1e-2)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))  # monotone decay after warmup
+    assert lrs[-1] == pytest.approx(1e-3, rel=0.01)
+
+
+def test_batches_are_a_function_of_step_and_cover_an_epoch():
+    seen = torch.cat([batch_indices(s, 40, 8, seed=0) for s in range(5)])
+    assert sorted(seen.tolist()) == list(range(40))  # one epoch = every block once
+    assert torch.equal(batch_indices(7, 40, 8, 0), batch_indices(7, 40, 8, 0))
+    assert not torch.equal(batch_indices(5, 40, 8, 0), batch_indices(5, 40, 8, 1))
+
+
+def test_training_lowers_loss_and_records_history(char_tok, tiny_blocks):
+    train_b, val_b = tiny_blocks
+    model = build_model("pico", char_tok, 32)
+    before = eval_loss(model, val_b, 8)
+    result = train(model, train_b, val_b, _cfg(eval_every=10))
+    assert result.final_val_loss < before - 0.5
+    steps, losses = result.series("train_loss")
+    assert steps == [5, 10, 15, 20, 25, 30] and losses[-1] < losses[0]
+    assert result.series("val_loss")[0] == [10, 20, 30]
+    assert result.tokens_per_second > 0
+
+
+def test_same_seed_same_numbers(char_tok, tiny_blocks):
+    train_b, val_b = tiny_blocks
+    a = train(build_model("pico", char_tok, 32), train_b, val_b, _cfg(steps=10))
+    b = train(build_model("pico", char_tok, 32), train_b, val_b, _cfg(steps=10))
+    assert a.history == b.history
+
+
+def test_resume_is_exact(tmp_path, char_tok, tiny_blocks, monkeypatch):
+    """Crash right after the step-15 checkpoint, resume into a fresh model: the resumed run
+    must end with the weights and the loss history of an uninterrupted run."""
+    import llmup_lib.train as T
+
+    train_b, val_b = tiny_blocks
+    full = train(build_model("pico", char_tok, 32), train_b, val_b, _cfg())
+    cfg = _cfg(checkpoint_dir=str(tmp_path), checkpoint_every=15)
+
+    class Crash(Exception):
+        pass
+
+    real_save = T.save_checkpoint
+
+    def save_then_crash(*args, **kw):
+        real_save(*args, **kw)
+        raise Crash
+    monkeypatch.setattr(T, "save_checkpoint", save_then_crash)
+    with pytest.raises(Crash):
+        train(build_model("pico", char_tok, 32), train_b, val_b, cfg)
+    monkeypatch.undo()
+    assert (tmp_path / "latest").read_text() == "step-000015"
+
+    resumed = train(build_model("pico", char_tok, 32, seed=99), train_b, val_b, cfg)
+    for p, q in zip(full.model.parameters(), resumed.model.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+    assert resumed.series("train_loss") == full.series("train_loss")
+
+
+def test_resume_refuses_other_recipe_and_model(tmp_path, char_tok, tiny_blocks):
+    train_b, _ = tiny_blocks
+    cfg = _cfg(steps=5, checkpoint_dir=str(tmp_path))
+    train(build_model("pico", char_tok, 32), train_b, None, cfg)
+    saved = sorted(os.listdir(tmp_path))
+    with pytest.raises(ValueError, match=r"lr=0.01, not 0.02.*new checkpoint_dir"):
+        train(build_model("pico", char_tok, 32), train_b, None, _cfg(steps=5, lr=2e-2,
+                                                                       checkpoint_dir=str(tmp_path)))
+    with pytest.raises(ValueError, match=r"hidden_size=32, not 48"):
+        train(build_model("nano", char_tok, 32), train_b, None, cfg)
+    assert sorted(os.listdir(tmp_path)) == saved  # nothing saved was touched
+
+
+def test_corrupt_checkpoint_is_reported_and_kept(tmp_path, char_tok, tiny_blocks):
+    train_b, _ = tiny_blocks
+    cfg = _cfg(steps=5, checkpoint_dir=str(tmp_path))
+    train(build_model("pico", char_tok, 32), train_b, None, cfg)
+    weights = tmp_path / "step-000005" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"step-000005.*unreadable.*delete that folder"):
+        train(build_model("pico", char_tok, 32), train_b, None, cfg)
+    assert weights.exists()
+
+
+def test_atomic_save_keeps_previous_on_crash(tmp_path, char_tok, monkeypatch):
+    model = build_model("pico", char_tok, 32)
+    opt = torch.optim.AdamW(model.parameters())
+    cfg = _cfg()
+    save_checkpoint(tmp_path, model, opt, cfg, 10, [])
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        save_checkpoint(tmp_path, model, opt, cfg, 20, [])
+    assert (tmp_path / "latest").read_text() == "step-000010"
+    assert (tmp_path / "step-000010" / "model.safetensors").exists()
+    assert not (tmp_path / "step-000020").exists()
+
+
+def test_bad_batch_split_and_no_trainable(char_tok, tiny_blocks):
+    model = build_model("pico", char_tok, 32)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        train(model, tiny_blocks[0], None, _cfg())
+
+
+DDP_SCRIPT = Path(__file__).with_name("ddp_train.py")
+
+
+def _run(nproc, out):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={nproc}", str(DDP_SCRIPT), str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=300)
+    return json.loads(Path(out).read_text())
+
+
+def test_two_processes_match_one(tmp_path):
+    """Same global batch: 2 gloo processes (4 blocks each) vs 1 process (8 blocks) must reach
+    the same loss. Tolerance: 1e-3 relative (only float summation order differs)."""
+    one = _run(1, tmp_path / "one.json")
+    two = _run(2, tmp_path / "two.json")
+    assert two["world_size"] == 2 and one["world_size"] == 1
+    assert one["final_val_loss"] < one["initial_val_loss"] - 0.3  # it really trained
+    assert math.isclose(one["final_val_loss"], two["final_val_loss"], rel_tol=1e-3)
