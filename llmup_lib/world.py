@@ -1,0 +1,563 @@
+"""A world whose truth is known.
+
+The suite's corpora are not scraped: they are *generated* from a small fixed world (people, towns,
+pets, a clinic's formulary), so we know exactly what a perfect model would know.
+
+* Every document is made by a sequence of random choices (which person, which sentence, which
+  place...). Each choice writes its own piece of text, and the pieces offered at one choice are
+  *prefix-free* (none is the start of another). So the text can be read back into its choices
+  (``parse_text``): different choice sequences never give the same text, and
+  p(text) = p(choice sequence) = the product of the choices' probabilities. Each ``Doc`` carries
+  that exact log-probability.
+* Facts are not choices: once the story says "Mia lived in", the town has probability 1. A model
+  that has memorised the world pays nothing for it; one that has not, pays the bits of a guess.
+* Hence a corpus has a known *true entropy* in bits per character
+  (``entropy_bits_per_char``): the floor that no model's cross-entropy can beat on average.
+
+Three products: a general corpus (short stories), a domain corpus (clinic notes) and an
+instruction set (questions and answers about the facts, split by fact).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import itertools
+import math
+import random
+import re
+from dataclasses import dataclass, field
+
+from datasets import Dataset, DatasetDict
+
+# ----------------------------------------------------------------------------- the vocabulary
+# Lists that share a choice point must be prefix-free; make_world checks this, so an edit that
+# breaks it fails loudly instead of silently making the entropy wrong.
+
+NAMES = ("Mia", "Leo", "Ava", "Noah", "Ella", "Sam", "Ruby", "Finn", "Lily", "Jack", "Rose",
+         "Owen", "Ivy", "Max", "Grace", "Ben", "Lucy", "Tom", "Nora", "Eli", "Zoe", "Hugo",
+         "Alice", "Oscar", "Daisy", "Felix", "Hazel", "Jude", "Maya", "Ted", "Iris", "Carl",
+         "Wren", "Paul", "Fern", "Milo", "Tess", "Otto", "June", "Dean")
+TOWNS = ("Oakville", "Millbrook", "Riverton", "Stonebridge", "Fernhill", "Ashford",
+         "Brookside", "Elmwood", "Pinecrest", "Maplewood", "Willowby", "Redcliff")
+JOBS = ("baker", "farmer", "teacher", "painter", "builder", "fisher", "tailor", "potter",
+        "singer", "gardener")  # all start with a consonant: "worked as a ..."
+PETS = ("cat", "dog", "rabbit", "goat", "pony", "duck", "parrot", "turtle", "hamster", "goose")
+FOODS = ("soup", "bread", "rice", "cheese", "pie", "noodles", "carrots", "honey", "plums",
+         "porridge")
+FILLERS = {  # free slots of the event sentences: random, not facts
+    "place": ("park", "market", "river", "library", "garden", "bakery", "harbour", "meadow",
+              "station", "forest"),
+    "color": ("red", "blue", "green", "yellow", "little", "shiny", "wooden", "striped"),
+    "object": ("ball", "kite", "book", "hat", "cup", "box", "drum", "lamp", "key", "scarf"),
+    "animal": ("fox", "owl", "deer", "frog", "squirrel", "hedgehog", "crow", "mouse", "badger",
+               "heron", "mole", "beetle"),
+    "weather": ("sunny", "rainy", "windy", "snowy", "foggy", "cold"),
+    "town": TOWNS,
+}
+
+# One fixed sentence per relation, so "Mia lived in" is a clean cloze prompt for the fact.
+FACT_FORMS = {"lives_in": "{s} lived in {o}.", "job": "{s} worked as a {o}.",
+              "pet": "{s} had a pet {o}.", "food": "{s}'s favourite food was {o}."}
+
+# Slots: {a} first person, {b} second person (intro only); {p} one of the story's people,
+# {q} the other one; {p.pet} etc. a fact about p; anything else is a FILLERS choice.
+INTROS = ("Once upon a time, there lived a child named {a}.",
+          "This is a story about {a}.",
+          "In a quiet town, there was someone called {a}.",
+          "Once upon a time, two friends named {a} and {b} lived near each other.",
+          "This story is about {a} and {b}.",
+          "There were once two neighbours, {a} and {b}.")
+EVENTS = ("In the morning, {p} walked to the {place}.",
+          "After lunch, {p} took the {p.pet} for a walk to the {place}.",
+          "One {weather} day, {p} found a {color} {object} near the {place}.",
+          "Later, {p} gave {q} a {color} {object}.",
+          "That afternoon, {p} and {q} played with a {object} in the {place}.",
+          "At noon, {p} had {p.food} for lunch at home in {p.lives_in}.",
+          "On the way to work, {p} the {p.job} saw a {animal} by the {place}.",
+          "Then {p} wrote a letter to a friend in {town}.",
+          "In the evening, {p} read a book about a {color} {animal}.",
+          "Suddenly, a {animal} ran past {p} and into the {place}.",
+          "The next day, {p} took the bus to {town}.",
+          "Soon, {p} asked {q} for help with a {object}.",
+          "Every week, {p} bought {p.food} at the market in {p.lives_in}.",
+          "At night, {p} dreamed about a {color} {object}.")
+ENDINGS = ("That night, {p} fell asleep in {p.lives_in} with a smile.",
+           "In the end, {p} was tired but very happy.",
+           "From then on, {p} always kept a {color} {object} close by.",
+           "And that was the end of a busy day for {p} the {p.job}.")
+
+# The clinic. Condition and drug names are invented, so no pretrained model already knows them.
+CONDITIONS = ("marsh fever", "grey cough", "river rash", "stone colic", "winter ague",
+              "dust lung", "salt itch", "moss pox", "ember throat", "hollow ache", "pale flux",
+              "thorn palsy", "cinder fever", "frost blight", "amber jaundice", "reed wheeze",
+              "mire chill", "ash gout", "briar rash", "copper cramp", "lantern eye",
+              "willow sleep", "tide vertigo", "clay joint")
+DRUGS = ("velamox", "doraquin", "tesoprine", "calvidol", "mirafen", "lutrazine", "bexomycin",
+         "fenorab", "zolitrex", "quenadine", "halvocet", "orimazole", "pentrasil", "ravolin",
+         "sudocaine", "tarvexin", "ulmisone", "vintrapam", "cosmarin", "dexapril", "ilfomide",
+         "kelvaxin", "nebrazol", "gantrelle")
+SYMPTOMS = ("cough", "fever", "headache", "sore throat", "rash", "itching", "nausea",
+            "vomiting", "diarrhoea", "fatigue", "chills", "dizziness", "joint pain",
+            "back pain", "chest pain", "wheezing", "runny nose", "red eyes", "muscle cramps",
+            "weight loss", "night sweats", "swelling", "stiffness", "poor sleep", "yellow skin")
+DOSES = ("5 mg", "10 mg", "20 mg", "50 mg", "100 mg", "250 mg", "500 mg", "1 g")
+FREQUENCIES = ("once daily", "twice daily", "three times daily", "every 6 hours", "at night")
+DURATIONS = ("3 days", "5 days", "7 days", "10 days", "14 days", "4 weeks")
+P_SYMPTOM = 0.6  # each of the condition's symptoms is mentioned with this chance (at least one)
+
+# {symptoms} ... {condition}: the condition is picked first but written after its symptoms, so
+# that span is one choice ("case"); see _compile_note. Symptom lists end with their full stop.
+NOTES = ((0.5, "Patient: {age}-year-old {sex}. Complaint: {symptoms} Assessment: {condition}. "
+               "Plan: {drug} {dose} {frequency} for {duration}. {followup}"),
+         (0.3, "Clinic note. A {age}-year-old {sex} presented with {symptoms} Diagnosis: "
+               "{condition}. Treatment: {drug} {dose}, {frequency}, for {duration}. {followup}"),
+         (0.2, "Diagnosis: {condition}. {Sex}, aged {age}, with {symptoms} Start {drug} {dose} "
+               "{frequency} for {duration}. {followup}"))
+NOTE_FILLERS = {"age": tuple(str(a) for a in range(18, 90)),  # all two digits: prefix-free
+                "sex": ("woman", "man"), "Sex": ("Female", "Male"),
+                "followup": ("Review in 3 days.", "Review in one week.",
+                             "Return if symptoms get worse.", "No follow-up needed.")}
+
+# Cloze prompts for the domain facts use the first (most common) note form.
+DOMAIN_PROMPTS = {"first_line_drug": "Assessment: {s}. Plan:", "dose": "Plan: {s}",
+                  "frequency": "Plan: {s} {dose}", "duration": "Plan: {s} {dose} {frequency} for"}
+QUESTIONS = {
+    "lives_in": ("Where does {s} live?", "In which town does {s} live?",
+                 "What is the name of {s}'s home town?"),
+    "job": ("What is {s}'s job?", "What does {s} work as?", "What kind of work does {s} do?"),
+    "pet": ("What pet does {s} have?", "What animal does {s} keep as a pet?"),
+    "food": ("What is {s}'s favourite food?", "Which food does {s} like best?"),
+    "first_line_drug": ("Which drug is first-line for {s}?",
+                        "What is the first-line treatment for {s}?",
+                        "A patient has {s}. Which drug should they start?"),
+    "dose": ("What is the dose of {s}?", "How much {s} is given per dose?"),
+    "frequency": ("How often is {s} taken?", "What is the dosing frequency of {s}?"),
+    "duration": ("For how long is {s} given?", "How long is a course of {s}?"),
+}
+
+
+# ----------------------------------------------------------------------------- choice points
+def _check_prefix_free(texts) -> None:
+    """In sorted order a prefix sits right before some string that extends it."""
+    ordered = sorted(texts)
+    for a, b in zip(ordered, ordered[1:]):
+        if b.startswith(a):
+            raise ValueError(f"ambiguous options {a!r} and {b!r}: one is a prefix of the other")
+
+
+class Options:
+    """One choice point: the texts it can write (prefix-free), their weights and meanings."""
+
+    __slots__ = ("texts", "weights", "values", "cum", "total")
+
+    def __init__(self, texts, weights=None, values=None, check=True):
+        self.texts = tuple(texts)
+        self.weights = tuple(weights) if weights is not None else (1.0,) * len(self.texts)
+        self.values = tuple(values) if values is not None else self.texts
+        self.cum = list(itertools.accumulate(self.weights))
+        self.total = self.cum[-1]
+        if check:  # dynamic option sets skip this: they are subsets of sets checked once
+            _check_prefix_free(self.texts)
+
+
+class _Sampler:
+    """Runs a program forward: draws each choice and writes its text."""
+
+    def __init__(self, rng: random.Random):
+        self.rng, self.parts, self.logprob, self.choices = rng, [], 0.0, []
+
+    def emit(self, text: str) -> None:
+        self.parts.append(text)
+
+    def choose(self, name: str, opts: Options):
+        i = bisect.bisect_right(opts.cum, self.rng.random() * opts.total)
+        i = min(i, len(opts.texts) - 1)  # guards a float round-up at the very top
+        self.parts.append(opts.texts[i])
+        self.logprob += math.log(opts.weights[i] / opts.total)
+        self.choices.append((name, i))
+        return opts.values[i]
+
+
+class _Reader:
+    """Runs the same program against a given text: reads each choice back from the text."""
+
+    def __init__(self, text: str):
+        self.text, self.pos, self.logprob, self.choices = text, 0, 0.0, []
+
+    def emit(self, text: str) -> None:
+        if not self.text.startswith(text, self.pos):
+            raise ValueError(f"expected {text!r} at character {self.pos} of {self.text[:60]!r}...")
+        self.pos += len(text)
+
+    def choose(self, name: str, opts: Options):
+        hits = [i for i, t in enumerate(opts.texts) if self.text.startswith(t, self.pos)]
+        if len(hits) != 1:  # 0: not from this world; 2+: impossible if prefix-free
+            raise ValueError(f"{len(hits)} options of {name!r} match at character {self.pos} "
+                             f"of {self.text[:60]!r}...")
+        i = hits[0]
+        self.pos += len(opts.texts[i])
+        self.logprob += math.log(opts.weights[i] / opts.total)
+        self.choices.append((name, i))
+        return opts.values[i]
+
+
+def _zipf(n: int) -> list[float]:
+    """Weight 1/rank: a few subjects are talked about a lot, most rarely (like real text)."""
+    return [1.0 / (rank + 1) for rank in range(n)]
+
+
+def _compile(template: str):
+    """'In the morning, {p} walked.' -> ('In the morning, ', (('slot', 'p'), ('text', ' walked.')))
+
+    The opening words are what the sentence choice writes; the rest is filled in slot by slot.
+    """
+    parts = re.split(r"\{([^}]*)\}", template)  # literal, slot, literal, slot, ..., literal
+    rest = [("slot" if i % 2 else "text", part) for i, part in enumerate(parts) if i and part]
+    return parts[0], tuple(rest)
+
+
+def _compile_note(template: str):
+    """Like _compile, but fuses '{symptoms} <glue> {condition}' into one ('case', glue) slot."""
+    opening, rest = _compile(template)
+    fused, i = [], 0
+    while i < len(rest):
+        if rest[i] == ("slot", "symptoms") and rest[i + 2:i + 3] == (("slot", "condition"),):
+            fused.append(("case", rest[i + 1][1]))
+            i += 3
+        else:
+            fused.append(rest[i])
+            i += 1
+    return opening, tuple(fused)
+
+
+def symptom_phrase(symptoms) -> str:
+    """('cough', 'fever', 'rash') -> 'cough, fever and rash.' (the full stop ends the list)."""
+    *head, last = symptoms
+    return (", ".join(head) + " and " + last if head else last) + "."
+
+
+# ----------------------------------------------------------------------------- the world
+@dataclass
+class World:
+    seed: int
+    people: tuple  # most talked-about first
+    facts: dict  # person -> {"lives_in": town, "job": ..., "pet": ..., "food": ...}
+    conditions: tuple  # most common first
+    symptoms: dict  # condition -> its symptoms, in SYMPTOMS order
+    drug: dict  # condition -> first-line drug
+    regimen: dict  # drug -> {"dose": ..., "frequency": ..., "duration": ...}
+    choice: dict = field(default_factory=dict, repr=False, compare=False)  # Options by name
+
+
+def make_world(seed: int = 0) -> World:
+    """The fixed world: who lives where, which drug treats what. Deterministic given seed."""
+    rng = random.Random(seed)
+    people = rng.sample(NAMES, len(NAMES))  # a shuffled order = who is talked about most
+    facts = {p: {"lives_in": rng.choice(TOWNS), "job": rng.choice(JOBS), "pet": rng.choice(PETS),
+                 "food": rng.choice(FOODS)} for p in people}
+    conditions = rng.sample(CONDITIONS, len(CONDITIONS))
+    symptoms = {c: tuple(sorted(rng.sample(SYMPTOMS, rng.randint(3, 5)), key=SYMPTOMS.index))
+                for c in conditions}
+    drug = dict(zip(conditions, rng.sample(DRUGS, len(DRUGS))))
+    regimen = {d: {"dose": rng.choice(DOSES), "frequency": rng.choice(FREQUENCIES),
+                   "duration": rng.choice(DURATIONS)} for d in drug.values()}
+    world = World(seed, tuple(people), facts, tuple(conditions), symptoms, drug, regimen)
+    _build_choices(world)
+    return world
+
+
+def _build_choices(w: World) -> None:
+    """Precompute the static choice points (and check every one is prefix-free)."""
+    c = w.choice
+    c["person"] = Options(w.people, _zipf(len(w.people)))
+    for p in w.people:  # the second person: anyone but the first, same relative weights
+        others = [(q, wt) for q, wt in zip(w.people, _zipf(len(w.people))) if q != p]
+        c["other", p] = Options([q for q, _ in others], [wt for _, wt in others])
+    for name, values in FILLERS.items():
+        c[name] = Options(values)
+    intros = [_compile(t) for t in INTROS]
+    c["intro"] = Options([o for o, _ in intros], None, [r for _, r in intros])
+    c["events"] = [_compile(t) for t in EVENTS]
+    c["endings"] = [_compile(t) for t in ENDINGS]
+    # Every sentence the story body may offer at one point comes from this one set.
+    _check_prefix_free([_fact_sentence(w, p, r) for p in w.people for r in FACT_FORMS]
+                       + [o for o, _ in c["events"] + c["endings"]])
+    _build_note_choices(w)
+
+
+def _build_note_choices(w: World) -> None:
+    c = w.choice
+    for name, values in NOTE_FILLERS.items():
+        c[name] = Options(values)
+    notes = [_compile_note(t) for _, t in NOTES]
+    c["note"] = Options([o for o, _ in notes], [wt for wt, _ in NOTES], [r for _, r in notes])
+    c["condition"] = Options(w.conditions, _zipf(len(w.conditions)))
+    for cond in w.conditions:
+        subsets = _symptom_subsets(w.symptoms[cond])
+        c["symptoms", cond] = Options([symptom_phrase(s) for s, _ in subsets],
+                                      [p for _, p in subsets], [s for s, _ in subsets])
+    for _, rest in notes:  # one joint (condition, symptoms) choice per glue text
+        for kind, glue in rest:
+            if kind == "case":
+                c["case", glue] = _case_options(w, glue)
+
+
+def _symptom_subsets(symptoms):
+    """All non-empty subsets (in canonical order), each symptom in with chance P_SYMPTOM."""
+    k, out = len(symptoms), []
+    for mask in range(1, 2 ** k):
+        subset = tuple(s for j, s in enumerate(symptoms) if mask >> j & 1)
+        n = len(subset)
+        out.append((subset, P_SYMPTOM ** n * (1 - P_SYMPTOM) ** (k - n)))
+    total = sum(p for _, p in out)  # = 1 - P(no symptom): we condition on at least one
+    return [(s, p / total) for s, p in out]
+
+
+def _case_options(w: World, glue: str) -> Options:
+    texts, weights, values = [], [], []
+    for cond, weight in zip(w.conditions, _zipf(len(w.conditions))):
+        opts = w.choice["symptoms", cond]
+        for phrase, p, subset in zip(opts.texts, opts.weights, opts.values):
+            texts.append(phrase + glue + cond)
+            weights.append(weight * p)
+            values.append((cond, subset))
+    return Options(texts, weights, values)
+
+
+def _fact_sentence(w: World, person: str, relation: str) -> str:
+    return FACT_FORMS[relation].format(s=person, o=w.facts[person][relation])
+
+
+# ----------------------------------------------------------------------------- the programs
+# A program is written once and run two ways: by _Sampler (generate) and by _Reader (parse).
+
+def _story(w: World, io) -> None:
+    """Intro (1-2 people), 1-3 facts about them, 3-6 events, one ending sentence."""
+    people: list = []
+    _fill(w, io, io.choose("intro", w.choice["intro"]), people)
+    stated, used, n_events = set(), set(), 0
+    while True:
+        io.emit(" ")
+        kind, item, rest = io.choose("sentence", _sentence_options(w, people, stated, used,
+                                                                   n_events))
+        if kind == "fact":
+            stated.add(item)
+        elif kind == "event":
+            used.add(item)
+            n_events += 1
+        _fill(w, io, rest, people)
+        if kind == "ending":
+            return
+
+
+def _sentence_mix(n_facts: int, n_events: int):
+    """Chance of (a fact, an event, the ending) as the next sentence."""
+    if n_events == 0 and n_facts < 3:
+        p_fact = (1.0, 0.5, 0.35)[n_facts]
+        return p_fact, 1 - p_fact, 0.0
+    if n_events < 3:
+        return 0.0, 1.0, 0.0
+    return (0.0, 0.65, 0.35) if n_events < 6 else (0.0, 0.0, 1.0)
+
+
+def _sentence_options(w, people, stated, used, n_events) -> Options:
+    p_fact, p_event, p_end = _sentence_mix(len(stated), n_events)
+    rows = []  # (text, weight, value); value = (kind, item, rest of the sentence)
+    facts = [(p, r) for p in people for r in FACT_FORMS if (p, r) not in stated]
+    for fact in facts if p_fact else ():
+        rows.append((_fact_sentence(w, *fact), p_fact / len(facts), ("fact", fact, ())))
+    events = [i for i, (_, rest) in enumerate(w.choice["events"])
+              if i not in used and (len(people) == 2 or ("slot", "q") not in rest)]
+    for i in events if p_event else ():
+        opening, rest = w.choice["events"][i]
+        rows.append((opening, p_event / len(events), ("event", i, rest)))
+    for i, (opening, rest) in enumerate(w.choice["endings"] if p_end else ()):
+        rows.append((opening, p_end / len(ENDINGS), ("ending", i, rest)))
+    texts, weights, values = zip(*rows)
+    return Options(texts, weights, values, check=False)  # checked in _build_choices
+
+
+def _fill(w: World, io, rest, people: list) -> None:
+    """Write the rest of a sentence; {p} and {q} keep their person for the whole sentence."""
+    bound: dict = {}
+    for kind, value in rest:
+        if kind == "text":
+            io.emit(value)
+        elif value in ("a", "b"):
+            opts = w.choice["person"] if value == "a" else w.choice["other", people[0]]
+            people.append(io.choose("person", opts))
+        elif "." in value:  # a fact: no choice, probability 1
+            who, relation = value.split(".")
+            io.emit(w.facts[bound[who]][relation])
+        elif value in bound:
+            io.emit(bound[value])
+        elif value == "p":
+            bound["p"] = _choose_person(w, io, people)
+        elif value == "q":
+            bound["q"] = next(x for x in people if x != bound["p"])
+            io.emit(bound["q"])
+        else:
+            io.choose(value, w.choice[value])
+
+
+def _choose_person(w: World, io, people: list) -> str:
+    if len(people) == 1:  # nothing to choose
+        io.emit(people[0])
+        return people[0]
+    key = ("pair", *people)
+    if key not in w.choice:
+        w.choice[key] = Options(people)
+    return io.choose("actor", w.choice[key])
+
+
+def _note(w: World, io) -> None:
+    """One clinic note: form, patient, symptoms, condition, the condition's plan, follow-up."""
+    condition = None
+    for kind, value in io.choose("note", w.choice["note"]):
+        if kind == "text":
+            io.emit(value)
+        elif kind == "case":
+            condition, _ = io.choose("case", w.choice["case", value])
+        elif value == "condition":
+            condition = io.choose("condition", w.choice["condition"])
+        elif value == "symptoms":
+            io.choose("symptoms", w.choice["symptoms", condition])
+        elif value == "drug":
+            io.emit(w.drug[condition])
+        elif value in ("dose", "frequency", "duration"):
+            io.emit(w.regimen[w.drug[condition]][value])
+        else:
+            io.choose(value, w.choice[value])
+
+
+_PROGRAMS = {"general": _story, "domain": _note}
+
+
+# ----------------------------------------------------------------------------- documents
+@dataclass(frozen=True)
+class Doc:
+    text: str
+    logprob: float  # natural log of p(text) under the generator
+    choices: tuple = ()  # (choice point, option index) pairs
+
+    @property
+    def bits(self) -> float:
+        return -self.logprob / math.log(2)
+
+
+def _generate(world: World, kind: str, n_docs: int, seed) -> list[Doc]:
+    program, rng, docs = _PROGRAMS[kind], random.Random(seed), []
+    for _ in range(n_docs):
+        io = _Sampler(rng)
+        program(world, io)
+        docs.append(Doc("".join(io.parts), io.logprob, tuple(io.choices)))
+    return docs
+
+
+def generate_general(world: World, n_docs: int, seed=0) -> list[Doc]:
+    """Short stories set in the world."""
+    return _generate(world, "general", n_docs, seed)
+
+
+def generate_domain(world: World, n_docs: int, seed=0) -> list[Doc]:
+    """Clinic notes from the world's formulary."""
+    return _generate(world, "domain", n_docs, seed)
+
+
+def parse_text(world: World, text: str, kind: str) -> Doc:
+    """Recover a document's choices and exact log-probability from its text alone.
+
+    Raises ValueError if the text could not have been generated (kind "general" or "domain").
+    """
+    io = _Reader(text)
+    _PROGRAMS[kind](world, io)
+    if io.pos != len(text):
+        raise ValueError(f"text goes on after a complete document at character {io.pos}")
+    return Doc(text, io.logprob, tuple(io.choices))
+
+
+def score_text(world: World, text: str, kind: str) -> float:
+    """Natural log-probability of ``text`` under the generator."""
+    return parse_text(world, text, kind).logprob
+
+
+# ----------------------------------------------------------------------------- datasets
+def _derive_seed(*parts) -> int:
+    """A stable seed per (seed, corpus, split): Python's hash() changes between runs."""
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "big")
+
+
+def _docs_dataset(docs: list[Doc]) -> Dataset:
+    return Dataset.from_dict({"text": [d.text for d in docs],
+                              "logprob_bits": [d.bits for d in docs],
+                              "n_chars": [len(d.text) for d in docs]})
+
+
+def _corpus(kind: str, n_train: int, n_val: int, seed: int, world_seed: int) -> DatasetDict:
+    world = make_world(world_seed)
+    return DatasetDict({split: _docs_dataset(_generate(world, kind, n,
+                                                       _derive_seed(seed, kind, split)))
+                        for split, n in (("train", n_train), ("validation", n_val))})
+
+
+def general_corpus(n_train: int, n_val: int, seed: int = 0, world_seed: int = 0) -> DatasetDict:
+    """Stories: columns text, logprob_bits (-log2 p), n_chars; train and validation differ."""
+    return _corpus("general", n_train, n_val, seed, world_seed)
+
+
+def domain_corpus(n_train: int, n_val: int, seed: int = 0, world_seed: int = 0) -> DatasetDict:
+    """Clinic notes, same columns as general_corpus."""
+    return _corpus("domain", n_train, n_val, seed, world_seed)
+
+
+def entropy_bits_per_char(ds) -> float:
+    """The floor: total bits of the documents / their total characters."""
+    if isinstance(ds, DatasetDict):
+        raise TypeError("entropy_bits_per_char takes one split, e.g. ds['validation'].")
+    return sum(ds["logprob_bits"]) / sum(ds["n_chars"])
+
+
+def true_entropy(kind: str = "general", n_docs: int = 10_000, seed: int = 0,
+                 world_seed: int = 0) -> float:
+    """Bits per character of a fresh sample: an estimate of the corpus's entropy rate."""
+    docs = _generate(make_world(world_seed), kind, n_docs, _derive_seed(seed, kind, "entropy"))
+    return sum(d.bits for d in docs) / sum(len(d.text) for d in docs)
+
+
+# ----------------------------------------------------------------------------- facts
+def world_facts(world: World, kind: str = "world") -> list[dict]:
+    """The facts the corpus states, with a cloze prompt: prompt + answer is corpus text."""
+    if kind == "world":
+        rows = [(p, r, world.facts[p][r], FACT_FORMS[r].split(" {o}")[0].format(s=p))
+                for p in world.people for r in FACT_FORMS]
+    elif kind == "domain":
+        rows = []
+        for cond in world.conditions:
+            drug = world.drug[cond]
+            rows.append((cond, "first_line_drug", drug,
+                         DOMAIN_PROMPTS["first_line_drug"].format(s=cond)))
+            for r in ("dose", "frequency", "duration"):
+                rows.append((drug, r, world.regimen[drug][r],
+                             DOMAIN_PROMPTS[r].format(s=drug, **world.regimen[drug])))
+    else:
+        raise ValueError(f"kind={kind!r} is not a fact kind; use 'world' or 'domain'.")
+    return [{"fact_id": f"{kind}:{r}:{s}", "kind": kind, "subject": s, "relation": r,
+             "object": o, "prompt": prompt, "answer": " " + o} for s, r, o, prompt in rows]
+
+
+def instruction_set(world_seed: int = 0, seed: int = 0, test_fraction: float = 0.25
+                    ) -> DatasetDict:
+    """Questions and answers about every fact; train and test never share a fact."""
+    world, rng = make_world(world_seed), random.Random(_derive_seed(seed, "instructions"))
+    rows = {"train": [], "test": []}
+    for kind in ("world", "domain"):  # split each kind, so both are in the test set
+        facts = world_facts(world, kind)
+        rng.shuffle(facts)
+        n_test = round(test_fraction * len(facts))
+        for i, f in enumerate(facts):
+            for q in QUESTIONS[f["relation"]]:
+                rows["test" if i < n_test else "train"].append(
+                    {"question": q.format(s=f["subject"]), "answer": f["object"],
+                     "kind": kind, "relation": f["relation"], "fact_id": f["fact_id"]})
+    return DatasetDict({split: Dataset.from_list(r) for split, r in rows.items()})
