@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from pathlib import Path
-from urllib.parse import urlparse
 
 import datasets
-import huggingface_hub
 from datasets import Dataset, DatasetDict
 
+from .hub import hub_unreachable
 from .world import domain_corpus, general_corpus
 
 WORLD_SOURCES = {"general": general_corpus, "domain": domain_corpus}
 CHUNK_CHARS = 1000  # document size for text files without blank lines
 _PATH_HINTS = (".txt", ".text", ".md", ".csv", ".json", ".jsonl", ".arrow", ".parquet")
-_TRUE = {"1", "ON", "YES", "TRUE"}
 _FIX = ("pass a local text file, a folder saved with Dataset.save_to_disk, "
         "or one of 'general', 'domain'")
 
@@ -110,27 +107,10 @@ def _from_saved(path: Path, text_column: str, val_fraction: float, seed: int) ->
     return _standardize(loaded, text_column, val_fraction, seed, str(path))
 
 
-def _offline() -> bool:
-    """True when told to stay offline, or when the Hub's host cannot be reached at all."""
-    # datasets reads these variables once, at import; reading them here also honours a later set
-    if any(os.environ.get(v, "").upper() in _TRUE
-           for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")):
-        return True
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return False  # a proxy may reach what a direct connection cannot: let datasets try
-    # Without this quick check, datasets retries for ~20 s before giving up on a dead network.
-    url = urlparse(huggingface_hub.constants.ENDPOINT)
-    try:
-        socket.create_connection((url.hostname, url.port or 443), timeout=3).close()
-    except OSError:
-        return True
-    return False
-
-
 def _from_hub(name: str, text_column: str, val_fraction: float, seed: int) -> DatasetDict:
     message = (f"Could not load {name!r} from the Hugging Face Hub (offline or unknown name, "
                f"and no local file or folder has that name); connect to the internet, or {_FIX}.")
-    if _offline():
+    if hub_unreachable():
         raise ValueError(message)
     try:
         loaded = datasets.load_dataset(name)

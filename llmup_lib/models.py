@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
+from .hub import hub_unreachable
+
 # name: (layers, width, heads). Sizes span ~250x in non-embedding parameters.
 FAMILY = {
     "pico": (2, 32, 2),
@@ -104,11 +106,12 @@ def load_model(name_or_path: str | os.PathLike, **kwargs) -> PreTrainedModel:
     if str(name_or_path) in FAMILY:
         raise ValueError(f"{str(name_or_path)!r} is a family size, not a checkpoint; use "
                          f"build_model({str(name_or_path)!r}, tokenizer, context) for a fresh one.")
+    message = (f"Could not load model {str(name_or_path)!r}: it is not a local folder and the "
+               "Hugging Face Hub is unreachable or has no such model; connect to the internet "
+               "or pass the path of a folder saved with save_pretrained.")
+    if hub_unreachable():
+        raise ValueError(message)
     try:
         return AutoModelForCausalLM.from_pretrained(str(name_or_path), **kwargs)
     except OSError as err:
-        raise ValueError(
-            f"Could not load model {str(name_or_path)!r}: it is not a local folder and the "
-            "Hugging Face Hub is unreachable or has no such model; connect to the internet "
-            "or pass the path of a folder saved with save_pretrained."
-        ) from err
+        raise ValueError(message) from err
