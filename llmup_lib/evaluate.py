@@ -20,15 +20,20 @@ from .tokenizer import pack_blocks, tokenize_corpus
 from .train import eval_loss
 
 
+def count_tokens_per_char(texts: list[str], tokenizer) -> float:
+    """Tokens (EOS included) per character: the factor from per-token to per-character loss."""
+    return len(tokenize_corpus(texts, tokenizer)) / sum(len(t) for t in texts)
+
+
 def language_model_metrics(model, tokenizer, texts: list[str], context: int,
                            batch_size: int = 16, floor_bpc: float | None = None) -> dict:
     """Loss (nats/token), perplexity, bits per character and, given the floor, the gap to it."""
     blocks = pack_blocks(texts, tokenizer, context)
     loss = eval_loss(model, blocks, batch_size)
-    tokens_per_char = len(tokenize_corpus(texts, tokenizer)) / sum(len(t) for t in texts)
-    bpc = loss / math.log(2) * tokens_per_char
+    tpc = count_tokens_per_char(texts, tokenizer)
+    bpc = loss / math.log(2) * tpc
     out = {"loss": loss, "perplexity": math.exp(loss), "bits_per_char": bpc,
-           "tokens_per_char": tokens_per_char}
+           "tokens_per_char": tpc}
     if floor_bpc is not None:
         out["floor_bpc"] = floor_bpc
         out["gap_bpc"] = bpc - floor_bpc
@@ -61,15 +66,15 @@ def sequence_logprobs(model, tokenizer, prompts: list[str], continuations: list[
 
 
 def fact_accuracy(model, tokenizer, facts: list[dict]) -> dict:
-    """Multiple-choice fact probe: is the true answer the most likely among all answers of the
-    same relation? Returns overall accuracy, per-relation accuracy and the chance level."""
+    """Multiple-choice fact probe: after ``context + prompt``, is the true answer the most likely
+    of all answers of the same relation? Returns accuracy, per relation, and the chance level."""
     candidates = defaultdict(set)
     for f in facts:
         candidates[f["relation"]].add(f["answer"])
     prompts, conts, owners = [], [], []
     for i, f in enumerate(facts):
         for c in sorted(candidates[f["relation"]]):
-            prompts.append(f["prompt"])
+            prompts.append(f.get("context", "") + f["prompt"])
             conts.append(c)
             owners.append((i, c))
     scores = sequence_logprobs(model, tokenizer, prompts, conts)

@@ -41,7 +41,7 @@ class Profile:
 PROFILES = {
     "cpu": Profile(
         name="cpu", device="cpu", base_size="small", context=128, batch_size=16,
-        base_steps=600, lr=3e-3, n_general=4000, n_domain=2000, n_val=200,
+        base_steps=400, lr=3e-3, n_general=4000, n_domain=2000, n_val=200,
     ),
     "gpu": Profile(
         name="gpu", device="auto", base_size="medium", context=256, batch_size=64,

@@ -542,8 +542,12 @@ def world_facts(world: World, kind: str = "world") -> list[dict]:
                              DOMAIN_PROMPTS[r].format(s=drug, **world.regimen[drug])))
     else:
         raise ValueError(f"kind={kind!r} is not a fact kind; use 'world' or 'domain'.")
+    # A probe reads best in the setting where the fact was read: a story has begun about the
+    # person (the intro names them but does not give the fact); a note's prompt sets its own.
+    context = "This is a story about {s}. " if kind == "world" else ""
     return [{"fact_id": f"{kind}:{r}:{s}", "kind": kind, "subject": s, "relation": r,
-             "object": o, "prompt": prompt, "answer": " " + o} for s, r, o, prompt in rows]
+             "object": o, "context": context.format(s=s), "prompt": prompt, "answer": " " + o}
+            for s, r, o, prompt in rows]
 
 
 def instruction_set(world_seed: int = 0, seed: int = 0, test_fraction: float = 0.25

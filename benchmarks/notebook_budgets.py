@@ -1,0 +1,55 @@
+"""Run every notebook cold, one fresh kernel each, and print wall time and peak memory.
+
+    python benchmarks/notebook_budgets.py              # measure only
+    python benchmarks/notebook_budgets.py --save       # also store the executed outputs
+
+The budget of each notebook (default profile, 2 cores) is 180 s wall and 1.5 GB peak RSS.
+With ``--save`` the executed notebooks replace the committed ones, so readers on the web see the
+results of the default profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+BUDGET_S, BUDGET_MB = 180, 1536
+
+
+def run(notebook: Path, save: bool) -> tuple[float, float]:
+    """Execute ``notebook`` in a child process; return (seconds, peak RSS in MB of the largest
+    process it started, the kernel)."""
+    out = ["--inplace"] if save else ["--output-dir", "/tmp", "--output", f"budget-{notebook.stem}"]
+    cmd = [sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute",
+           "--ExecutePreprocessor.timeout=900", *out, str(notebook)]
+    # A wrapper process per notebook, so its RUSAGE_CHILDREN peak is this notebook's alone.
+    wrapper = ("import resource, subprocess, sys; "
+               "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", wrapper, *cmd], check=True, capture_output=True,
+                          text=True, cwd=notebook.parent)
+    return time.perf_counter() - t0, int(done.stdout.split()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--save", action="store_true", help="store outputs in the notebooks")
+    parser.add_argument("names", nargs="*", help="notebook stems (default: all)")
+    args = parser.parse_args()
+    books = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if args.names:
+        books = [b for b in books if b.stem in args.names]
+    print(f"{'notebook':<26}{'wall (s)':>10}{'peak RSS (MB)':>15}  within budget")
+    for book in books:
+        seconds, mb = run(book, args.save)
+        ok = seconds <= BUDGET_S and mb <= BUDGET_MB
+        print(f"{book.stem:<26}{seconds:>10.1f}{mb:>15.0f}  {'yes' if ok else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()
