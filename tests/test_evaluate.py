@@ -1,0 +1,91 @@
+import math
+
+import pytest
+
+from llmup_lib.base import load_base_model, shipped_metrics
+from llmup_lib.evaluate import (count_tokens_per_char, exact_match, fact_accuracy, generate,
+                                generation_speed, language_model_metrics, peak_memory_mb,
+                                sequence_logprobs)
+from llmup_lib.exercises import check_bits_per_char, check_param_count, check_perplexity
+from llmup_lib.models import build_model
+from llmup_lib.profiles import get_profile
+from llmup_lib.tokenizer import load_tokenizer
+from llmup_lib.widgets import sample_text
+from llmup_lib.world import make_world, world_facts
+
+
+@pytest.fixture(scope="module")
+def base():
+    return load_base_model(get_profile("cpu")), load_tokenizer()
+
+
+def test_bits_per_char_is_loss_over_ln2_times_tokens_per_char(base):
+    model, tok = base
+    texts = ["Mia lived in Oakville. Mia had a pet cat."] * 40
+    m = language_model_metrics(model, tok, texts, 32, floor_bpc=0.1)
+    assert m["tokens_per_char"] == pytest.approx(count_tokens_per_char(texts, tok))
+    assert m["bits_per_char"] == pytest.approx(m["loss"] / math.log(2) * m["tokens_per_char"])
+    assert m["perplexity"] == pytest.approx(math.exp(m["loss"]))
+    assert m["gap_bpc"] == pytest.approx(m["bits_per_char"] - 0.1)
+
+
+def test_sequence_logprobs_prefers_the_fact(base):
+    model, tok = base
+    fact = world_facts(make_world(0), "world")[0]
+    prompt = fact["context"] + fact["prompt"]
+    right, wrong = sequence_logprobs(model, tok, [prompt, prompt], [fact["answer"], " zzz"])
+    assert right > wrong and right <= 0
+
+
+def test_fact_accuracy_separates_trained_from_untrained(base):
+    model, tok = base
+    facts = world_facts(make_world(0), "world")
+    trained = fact_accuracy(model, tok, facts)
+    fresh = fact_accuracy(build_model("small", tok, 128, seed=5), tok, facts)
+    assert trained["accuracy"] >= 0.6 and fresh["accuracy"] < 0.3
+    assert 0 < trained["chance"] < 0.2
+    assert set(trained["by_relation"]) == {"lives_in", "job", "pet", "food"}
+
+
+def test_generate_is_seeded_and_checks_temperature(base):
+    model, tok = base
+    a = generate(model, tok, "Once upon a time", 20, temperature=1.0, seed=3)
+    assert a == generate(model, tok, "Once upon a time", 20, temperature=1.0, seed=3)
+    assert generate(model, tok, "Once", 10, greedy=True) == generate(model, tok, "Once", 10,
+                                                                      greedy=True)
+    with pytest.raises(ValueError, match="temperature=0"):
+        generate(model, tok, "Once", 5, temperature=0)
+    assert sample_text(model, tok, "Once", 0.7, seed=3).startswith("Once")
+
+
+def test_exact_match_scores_predictions(base):
+    model, tok = base
+    out = exact_match(model, tok, ["a", "b"], ["x", "y"], lambda q: f"Q: {q}\nA:", 4)
+    assert len(out["predictions"]) == 2 and 0 <= out["accuracy"] <= 1
+    # a prompt whose greedy continuation we know scores 1
+    pred = generate(model, tok, "This is a story about Mia.", 8, greedy=True).split("\n")[0].strip()
+    assert exact_match(model, tok, ["q"], [pred], lambda q: "This is a story about Mia.",
+                       8)["accuracy"] == 1.0
+
+
+def test_speed_and_memory_are_measured(base):
+    model, tok = base
+    speed = generation_speed(model, tok, new_tokens=8, repeats=1)
+    assert speed["tokens_per_second"] > 0
+    assert speed["ms_per_token"] == pytest.approx(1000 / speed["tokens_per_second"])
+    assert 50 < peak_memory_mb() < 20_000
+
+
+def test_shipped_base_metrics(base):
+    assert shipped_metrics(get_profile("cpu"))["steps"] == get_profile("cpu").base_steps
+
+
+def test_exercise_checks_can_fail(base, capsys):
+    model, _ = base
+    assert check_perplexity(1.0, math.e) and not check_perplexity(1.0, 2.0)
+    assert check_bits_per_char(1.0, 0.25, 0.25 / math.log(2))
+    assert not check_bits_per_char(1.0, 0.25, 0.25)
+    d, L, f = 128, 4, model.config.intermediate_size
+    assert check_param_count(model.config, L * (4 * d * d + 3 * d * f + 2 * d) + d)
+    assert not check_param_count(model.config, 12 * L * d * d)
+    assert "not yet" in capsys.readouterr().out
