@@ -11,6 +11,7 @@ results of the default profile.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -33,7 +34,17 @@ def run(notebook: Path, save: bool) -> tuple[float, float]:
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", wrapper, *cmd], check=True, capture_output=True,
                           text=True, cwd=notebook.parent)
-    return time.perf_counter() - t0, int(done.stdout.split()[-1]) / 1024
+    seconds = time.perf_counter() - t0
+    if save:
+        strip_widget_state(notebook)
+    return seconds, int(done.stdout.split()[-1]) / 1024
+
+
+def strip_widget_state(notebook: Path) -> None:
+    """Drop the widget-state blob nbconvert stores: git keeps outputs, not live widget models."""
+    nb = json.loads(notebook.read_text())
+    if nb["metadata"].pop("widgets", None) is not None:
+        notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
 def main() -> None:

@@ -75,7 +75,8 @@ class TrainResult:
 
     @property
     def final_val_loss(self) -> float | None:
-        return self.series("val_loss")[1][-1] if self.series("val_loss")[1] else None
+        values = self.series("val_loss")[1]
+        return values[-1] if values else None
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -171,7 +172,7 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
         start, result.history = load_checkpoint(cfg.checkpoint_dir, raw, optimizer, cfg)
 
     model.train()
-    tokens_per_step = int((labels[:1] != -100).sum()) * cfg.batch_size
+    tokens_per_step = int((labels[:1] != -100).sum()) * cfg.batch_size  # exact for packed text
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
                disable=not (cfg.progress and accelerator.is_main_process))
     train_time = 0.0
