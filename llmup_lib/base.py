@@ -22,11 +22,15 @@ from .train import TrainConfig, TrainResult, eval_loss, train
 SHIPPED = {"cpu"}  # profiles whose base checkpoint lives in data/base/
 
 
+def cache_dir() -> Path:
+    """Where trained models too large to ship are kept: ``$LLMUP_CACHE`` or ~/.cache/llmup."""
+    return Path(os.environ.get("LLMUP_CACHE", Path.home() / ".cache" / "llmup"))
+
+
 def base_dir(profile: Profile) -> Path:
     if profile.name in SHIPPED:
         return DATA_DIR / "base" / profile.name
-    cache = Path(os.environ.get("LLMUP_CACHE", Path.home() / ".cache" / "llmup"))
-    return cache / "base" / profile.name
+    return cache_dir() / "base" / profile.name
 
 
 def base_recipe(profile: Profile) -> TrainConfig:

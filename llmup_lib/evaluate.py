@@ -9,8 +9,10 @@ Loss and perplexity are per token, so they depend on the tokenizer. Bits per cha
 from __future__ import annotations
 
 import math
+import os
 import resource
 import sys
+import threading
 import time
 from collections import defaultdict
 
@@ -143,3 +145,53 @@ def peak_memory_mb() -> float:
         return torch.cuda.max_memory_allocated() / 2**20
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:  # pages: size, resident, ...
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class PeakMemory:
+    """Measure the extra memory a block of code needs at its peak, in MB.
+
+    On CUDA it is the allocator's peak above the start. On a Linux CPU a background thread
+    samples the resident set every few milliseconds: ``peak_mb`` is the largest rise above the
+    level at entry (the process-wide ``ru_maxrss`` cannot be reset, so it cannot tell two runs
+    apart). Elsewhere it falls back to the process peak.
+
+        with PeakMemory() as mem:
+            train(...)
+        print(mem.peak_mb)
+    """
+
+    def __init__(self, interval_s: float = 0.005):
+        self.interval_s, self.peak_mb = interval_s, 0.0
+
+    def __enter__(self):
+        self._cuda = torch.cuda.is_available()
+        self._linux = os.path.exists("/proc/self/statm")
+        if self._cuda:
+            torch.cuda.reset_peak_memory_stats()
+            self._start = torch.cuda.memory_allocated() / 2**20
+        elif self._linux:
+            self._start = self._max = _rss_mb()
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(self.interval_s):
+            self._max = max(self._max, _rss_mb())
+
+    def __exit__(self, *exc):
+        if self._cuda:
+            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20 - self._start
+        elif self._linux:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = max(self._max, _rss_mb()) - self._start
+        else:
+            self.peak_mb = peak_memory_mb()
+        return False

@@ -31,3 +31,25 @@ def check_param_count(config, your_count: int) -> bool:
     return _report("parameter count", your_count == truth,
                    f"expected {truth:,}; count q,k,v,o (d×d each), gate/up/down (d×f) and the "
                    "RMSNorm gains (d each).")
+
+
+def check_training_flops(n_matmul_params: int, tokens: int, your_flops: float) -> bool:
+    """Exercise: the weights' training FLOPs of a run, 6·N·D."""
+    truth = 6 * n_matmul_params * tokens
+    return _report("training FLOPs", math.isclose(your_flops, truth, rel_tol=1e-3),
+                   f"expected about {truth:.3e}; 2 FLOPs per weight per token forward, 4 backward.")
+
+
+def check_lora_params(d_in: int, d_out: int, rank: int, your_count: int) -> bool:
+    """Exercise: the parameters a rank-r LoRA adds to one d_in -> d_out linear layer."""
+    truth = rank * (d_in + d_out)
+    return _report("LoRA parameters", your_count == truth,
+                   f"expected {truth:,}; A is r x d_in and B is d_out x r.")
+
+
+def check_masked_labels(prompt_ids: list, answer_ids: list, your_labels: list) -> bool:
+    """Exercise: the labels of one prompt-masked training row (inputs = all tokens but the last)."""
+    seq = list(prompt_ids) + list(answer_ids)
+    truth = [-100 if i + 1 < len(prompt_ids) else t for i, t in enumerate(seq[1:])]
+    return _report("masked labels", list(your_labels) == truth,
+                   f"expected {truth}; label i is token i+1, and -100 while that is prompt.")

@@ -93,6 +93,9 @@ def flops_per_token(config, context: int | None = None) -> dict:
 
 def load_model(name_or_path: str | os.PathLike, **kwargs) -> PreTrainedModel:
     """Load a causal LM from a local checkpoint folder or, when online, a Hub name."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar is noise in a notebook
     path = Path(name_or_path)
     if path.exists():
         if not (path / "config.json").exists():

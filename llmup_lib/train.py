@@ -16,7 +16,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -67,6 +67,7 @@ class TrainResult:
     history: list = field(default_factory=list)  # dicts: step, train_loss, lr, tokens, val_loss
     tokens_per_second: float = 0.0
     seconds: float = 0.0
+    optimizer_bytes: int = 0  # measured: the optimizer's state tensors at the end of the run
 
     def series(self, key: str) -> tuple[list, list]:
         """(steps, values) of one metric, ready for ``plt.plot``."""
@@ -126,6 +127,12 @@ def make_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
 
 
+def optimizer_state_bytes(optimizer) -> int:
+    """Bytes held by an optimizer's state tensors (AdamW: two moments per trainable weight)."""
+    return sum(t.numel() * t.element_size() for state in optimizer.state.values()
+               for t in state.values() if torch.is_tensor(t))
+
+
 @torch.no_grad()
 def eval_loss(model, blocks, batch_size: int, max_batches: int | None = None) -> float:
     """Mean token loss (nats) over the first ``max_batches`` batches of ``blocks``."""
@@ -151,7 +158,7 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
     With ``cfg.checkpoint_dir`` set, checkpoints are written atomically and an existing one is
     resumed from, exactly: the resumed run ends with the weights of an uninterrupted one.
     """
-    cfg = cfg or TrainConfig(**overrides)
+    cfg = replace(cfg, **overrides) if cfg else TrainConfig(**overrides)
     accelerator = accelerator or Accelerator()
     world, rank = accelerator.num_processes, accelerator.process_index
     if cfg.batch_size % world:
@@ -207,6 +214,7 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
             accelerator.wait_for_everyone()
     bar.close()
     result.seconds = train_time
+    result.optimizer_bytes = optimizer_state_bytes(optimizer)
     steps_run = cfg.steps - start
     result.tokens_per_second = steps_run * tokens_per_step / train_time if train_time else 0.0
     return result

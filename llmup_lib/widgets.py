@@ -22,3 +22,26 @@ def sampling_explorer(model, tokenizer, prompt: str = "Once upon a time"):
     return w.interactive(show, prompt=w.Text(value=prompt),
                          temperature=w.FloatSlider(value=0.8, min=0.1, max=2.0, step=0.1),
                          seed=w.IntSlider(value=0, min=0, max=9))
+
+
+def lora_explorer(model, trainable_tokens=None):
+    """Pick rank, alpha and targets; see trainable parameters and optimizer memory update."""
+    import ipywidgets as w
+
+    from .finetune import ALL_LINEAR, full_finetune_model, lora_cost, trainable_parameters
+
+    full = trainable_parameters(full_finetune_model(model))["trainable"]
+    choices = {"all linear layers": ALL_LINEAR, "attention q, v": ("q_proj", "v_proj"),
+               "attention q, k, v, o": ("q_proj", "k_proj", "v_proj", "o_proj"),
+               "MLP only": ("gate_proj", "up_proj", "down_proj")}
+
+    def show(rank, alpha, targets):
+        cost = lora_cost(model, rank, alpha, choices[targets], trainable_tokens)
+        print(f"trainable: {cost['trainable']:,} of {cost['total']:,} ({cost['percent']:.2f}%)")
+        print(f"AdamW state: {cost['adamw_measured_bytes'] / 2**10:,.0f} KiB measured "
+              f"(full fine-tuning: {8 * full / 2**10:,.0f} KiB)")
+        print(f"scale alpha/r = {alpha / rank:g}")
+
+    return w.interactive(show, rank=w.IntSlider(value=4, min=1, max=64),
+                         alpha=w.FloatSlider(value=8, min=1, max=128, step=1),
+                         targets=w.Dropdown(options=list(choices)))

@@ -552,7 +552,11 @@ def world_facts(world: World, kind: str = "world") -> list[dict]:
 
 def instruction_set(world_seed: int = 0, seed: int = 0, test_fraction: float = 0.25
                     ) -> DatasetDict:
-    """Questions and answers about every fact; train and test never share a fact."""
+    """Questions and answers about every fact; train and test never share a fact.
+
+    ``answer`` is the bare object ("Oakville"); ``response`` is the full sentence in the words
+    the corpus uses ("Mia lived in Oakville."), the form in which a pretrained model stored it.
+    """
     world, rng = make_world(world_seed), random.Random(_derive_seed(seed, "instructions"))
     rows = {"train": [], "test": []}
     for kind in ("world", "domain"):  # split each kind, so both are in the test set
@@ -563,5 +567,6 @@ def instruction_set(world_seed: int = 0, seed: int = 0, test_fraction: float = 0
             for q in QUESTIONS[f["relation"]]:
                 rows["test" if i < n_test else "train"].append(
                     {"question": q.format(s=f["subject"]), "answer": f["object"],
+                     "response": f["prompt"] + f["answer"] + ".",
                      "kind": kind, "relation": f["relation"], "fact_id": f["fact_id"]})
     return DatasetDict({split: Dataset.from_list(r) for split, r in rows.items()})

@@ -1,6 +1,7 @@
 import math
 
 import pytest
+import torch
 
 from llmup_lib.base import load_base_model, shipped_metrics
 from llmup_lib.evaluate import (count_tokens_per_char, exact_match, fact_accuracy, generate,
@@ -89,3 +90,26 @@ def test_exercise_checks_can_fail(base, capsys):
     assert check_param_count(model.config, L * (4 * d * d + 3 * d * f + 2 * d) + d)
     assert not check_param_count(model.config, 12 * L * d * d)
     assert "not yet" in capsys.readouterr().out
+
+
+def test_peak_memory_sees_a_temporary_allocation():
+    from llmup_lib.evaluate import PeakMemory
+
+    with PeakMemory(interval_s=0.001) as small:
+        pass
+    with PeakMemory(interval_s=0.001) as big:
+        block = torch.ones(64 * 2**20 // 4)  # 64 MB, touched
+        import time
+
+        time.sleep(0.05)
+        del block
+    assert big.peak_mb > 40 > small.peak_mb
+
+
+def test_new_exercise_checks_accept_truth_and_reject_errors():
+    from llmup_lib.exercises import check_lora_params, check_masked_labels, check_training_flops
+
+    assert check_training_flops(10, 100, 6000) and not check_training_flops(10, 100, 2000)
+    assert check_lora_params(4, 8, 2, 24) and not check_lora_params(4, 8, 2, 64)
+    assert check_masked_labels([5, 6, 7], [8, 9], [-100, -100, 8, 9])
+    assert not check_masked_labels([5, 6, 7], [8, 9], [6, 7, 8, 9])
