@@ -1,4 +1,4 @@
-"""Command line: ``python -m llmup_lib {info,build-tokenizer,build-base}``."""
+"""Command line: ``python -m llmup_lib {info,build-tokenizer,build-base,sweep}``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,19 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("build-tokenizer", help="retrain the shipped BPE tokenizer in data/tokenizer")
     base = sub.add_parser("build-base", help="retrain the base model of a profile (data/base/)")
     base.add_argument("--profile", default=None, help="cpu (default) or gpu")
+    sweep = sub.add_parser("sweep", help="train a grid of model sizes (and IsoFLOP budgets) and "
+                           "save the results as a CSV/JSON table (notebook 05)")
+    sweep.add_argument("--profile", default=None, help="recipe defaults: cpu (default) or gpu")
+    sweep.add_argument("--sizes", default=None,
+                       help="comma-separated sizes, e.g. pico,nano or 3x80 (default: the grid)")
+    sweep.add_argument("--tokens", type=float, default=None,
+                       help="training tokens per size (default: the notebook's family sweep)")
+    sweep.add_argument("--flops", default=None,
+                       help="comma-separated IsoFLOP budgets (6·N·D); each size gets D = C/(6N)")
+    sweep.add_argument("--context", type=int, default=None)
+    sweep.add_argument("--batch-size", type=int, default=None)
+    sweep.add_argument("--no-cache", action="store_true", help="retrain cached points")
+    sweep.add_argument("--out", default="sweep.csv", help="table to write (.csv or .json)")
     args = parser.parse_args(argv)
 
     if args.command == "info":
@@ -35,7 +48,34 @@ def main(argv: list[str] | None = None) -> None:
         path = save_base_model(result, profile)
         print(f"saved the {profile.name} base model to {path} "
               f"({result.tokens_per_second:,.0f} tokens/s, val loss {result.final_val_loss:.4f})")
+    elif args.command == "sweep":
+        _sweep(args)
     print(f"llmup {__version__}")
+
+
+def _sweep(args) -> None:
+    """``python -m llmup_lib sweep``; also runs under ``accelerate launch`` (data-parallel)."""
+    from .profiles import get_profile
+    from .scaling import FAMILY_TOKENS, SweepRecipe, plan_isoflop, run_sweep, save_table, size_grid
+
+    profile = get_profile(args.profile)
+    overrides = {k: v for k, v in (("context", args.context), ("batch_size", args.batch_size))
+                 if v is not None}
+    recipe = SweepRecipe.from_profile(profile, **overrides)
+    names = list(size_grid(args.sizes))
+    if args.flops:
+        budgets = [float(c) for c in args.flops.split(",")]
+        points = plan_isoflop(budgets, names, recipe)
+    else:
+        tokens = int(args.tokens or FAMILY_TOKENS)
+        points = [{"size": n, "tokens": tokens} for n in names]
+    if not points:
+        raise SystemExit("No sweep points: every size got too few steps; raise --flops.")
+    rows = run_sweep(points, recipe, cache=not args.no_cache)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        print(f"saved {len(rows)} runs to {save_table(rows, args.out)}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,195 @@
+import math
+
+import numpy as np
+import pytest
+
+from llmup_lib import scaling as S
+from llmup_lib.models import build_model, count_params, flops_per_token
+from llmup_lib.scaling import (REFERENCES, ChinchillaLaw, SweepRecipe, build_grid_model,
+                               compute_optimal, fit_chinchilla, fit_frontier_exponent,
+                               fit_power_law, isoflop_optimum, load_table, non_embedding_params,
+                               plan_isoflop, run_sweep, save_table, size_grid, training_flops)
+
+N = np.array([7e3, 1.4e4, 2.5e4, 5.5e4, 1e5, 2.3e5])
+TRUE = dict(E=0.47, A=9.0, alpha=0.3)
+
+
+def law(n):
+    return TRUE["E"] + TRUE["A"] * np.asarray(n) ** -TRUE["alpha"]
+
+
+def test_power_law_recovers_known_parameters():
+    fit = fit_power_law(N, law(N))
+    assert fit.E == pytest.approx(TRUE["E"], rel=1e-3)
+    assert fit.A == pytest.approx(TRUE["A"], rel=1e-2)
+    assert fit.alpha == pytest.approx(TRUE["alpha"], rel=1e-3)
+    assert fit.r2_log > 0.9999
+    assert fit.predict(1e6) == pytest.approx(law(1e6), rel=1e-4)
+
+
+def test_power_law_reports_uncertainty_that_grows_with_noise():
+    rng = np.random.default_rng(0)
+    noisy = law(N) * np.exp(rng.normal(0, 0.01, len(N)))
+    fit = fit_power_law(N, noisy)
+    clean = fit_power_law(N, law(N))
+    assert fit.E_err > clean.E_err and fit.alpha_err > 0
+    assert abs(fit.E - TRUE["E"]) < 3 * fit.E_err + 0.05
+    boot = fit_power_law(N, noisy, bootstrap=20, seed=0)
+    assert len(boot.bootstrap) >= 10 and boot.E_err > 0
+
+
+def test_power_law_is_robust_to_one_bad_point():
+    n = np.geomspace(5e3, 5e5, 8)
+    loss = law(n)
+    loss[3] *= 1.6  # a diverged run
+    fit = fit_power_law(n, loss)
+    assert fit.alpha == pytest.approx(TRUE["alpha"], rel=0.1)
+    assert fit.E == pytest.approx(TRUE["E"], rel=0.05)
+    assert min(fit.weights) == fit.weights[3] < 0.5  # the bad point is the one down-weighted
+
+
+@pytest.mark.parametrize("n, loss, match", [
+    ([1e3, 2e3, 4e3], [2.0, 1.5, 1.2], "3 points cannot determine 3 parameters"),
+    ([1e3, -2e3, 4e3, 8e3], [2.0, 1.5, 1.2, 1.0], "sizes must be positive.*-2000"),
+    ([1e3, 2e3, 4e3, 8e3], [2.0, 0.0, 1.2, 1.0], "losses must be positive.*0.0"),
+    ([1e3, 2e3, 4e3, 8e3], [2.0, float("nan"), 1.2, 1.0], "losses must be positive.*nan"),
+    ([1e3, 2e3, 4e3, 8e3], [2.0, 1.5, 1.2], "different lengths"),
+])
+def test_power_law_bad_input_names_the_value_and_fix(n, loss, match):
+    with pytest.raises(ValueError, match=match):
+        fit_power_law(n, loss)
+
+
+def test_chinchilla_fit_recovers_a_known_surface():
+    truth = ChinchillaLaw(E=0.5, A=30.0, B=200.0, alpha=0.4, beta=0.35)
+    n, d = np.meshgrid(np.geomspace(1e4, 1e6, 5), np.geomspace(1e5, 1e7, 5))
+    n, d = n.ravel(), d.ravel()
+    fit = fit_chinchilla(n, d, truth.loss(n, d))
+    assert fit.E == pytest.approx(0.5, rel=0.02)
+    assert fit.alpha == pytest.approx(0.4, rel=0.05)
+    assert fit.beta == pytest.approx(0.35, rel=0.05)
+    assert fit.r2_log > 0.999
+    assert "L(N,D)" in str(fit)
+
+
+def test_chinchilla_fit_needs_varied_data_and_enough_points():
+    with pytest.raises(ValueError, match="at least 6 runs"):
+        fit_chinchilla([1e4, 2e4, 3e4], [1e5, 1e5, 2e5], [1.0, 0.9, 0.8])
+    with pytest.raises(ValueError, match="several token counts"):
+        fit_chinchilla(np.geomspace(1e4, 1e6, 7), [1e6] * 7, np.linspace(1.5, 0.8, 7))
+    with pytest.raises(ValueError, match="tokens must be positive.*-1"):
+        fit_chinchilla(np.geomspace(1e4, 1e6, 7), [1e6] * 6 + [-1], np.linspace(1.5, 0.8, 7))
+
+
+def test_reference_laws_give_chinchillas_rule_of_thumb():
+    chin = REFERENCES["chinchilla"]
+    assert (chin.E, chin.A, chin.B, chin.alpha, chin.beta) == (1.69, 406.4, 410.7, 0.34, 0.28)
+    epoch = REFERENCES["epoch"]
+    # Epoch's refit puts the 70B model's budget (5.76e23 FLOPs) near 20 tokens per parameter
+    opt = compute_optimal(5.76e23, epoch)
+    assert 10 < opt["tokens_per_param"] < 40
+    assert opt["n_opt"] * opt["d_opt"] * 6 == pytest.approx(5.76e23, rel=1e-9)
+    # closed form: the optimum beats a 2x larger or smaller model at the same budget
+    for k in (0.5, 2.0):
+        n = opt["n_opt"] * k
+        assert epoch.loss(n, 5.76e23 / 6 / n) > opt["loss"]
+
+
+def test_isoflop_optimum_finds_the_parabola_vertex():
+    n = np.geomspace(1e4, 1e6, 5)
+    loss = 0.8 + 0.05 * (np.log(n) - math.log(1e5)) ** 2
+    opt = isoflop_optimum(n, loss)
+    assert opt["n_opt"] == pytest.approx(1e5, rel=1e-6) and opt["interior"]
+    edge = isoflop_optimum(n, 0.8 + 0.05 * (np.log(n) - math.log(3e6)) ** 2)
+    assert not edge["interior"]
+    with pytest.raises(ValueError, match="3 points cannot determine 3"):
+        isoflop_optimum(n[:3], loss[:3])
+
+
+def test_frontier_exponent_and_compute_optimal_are_consistent():
+    c = np.array([1e10, 1e11, 1e12])
+    frontier = fit_frontier_exponent(c, 3.0 * c**0.5)
+    assert frontier["a"] == pytest.approx(0.5) and frontier["k"] == pytest.approx(3.0)
+    opt = compute_optimal(1e12, frontier)
+    assert opt["n_opt"] == pytest.approx(3e6) and opt["d_opt"] == pytest.approx(1e12 / 6 / 3e6)
+    assert opt["tokens_per_param"] == pytest.approx(opt["d_opt"] / opt["n_opt"])
+    with pytest.raises(ValueError, match="flops must be positive.*-5"):
+        compute_optimal(-5, frontier)
+    with pytest.raises(TypeError, match="ChinchillaFit"):
+        compute_optimal(1e12, {"alpha": 1})
+    with pytest.raises(ValueError, match="budgets must be positive.*0"):
+        fit_frontier_exponent([0, 1e11, 1e12], [1, 2, 3])
+
+
+def test_budget_explorer_text_lists_the_optimum():
+    text = S.budget_explorer_text(1e15, REFERENCES["chinchilla"], {"a": 0.5, "k": 0.1})
+    assert "N_opt" in text and "tokens/param" in text and "IsoFLOP frontier" in text
+
+
+def test_size_grid_and_shapes(char_tok):
+    grid = size_grid()
+    assert len(grid) >= 6
+    sizes = [non_embedding_params(s) for s in grid.values()]
+    assert sizes == sorted(sizes) and sizes[-1] / sizes[0] >= 30
+    assert size_grid("pico,2x24") == {"pico": (2, 32, 2), "2x24": (2, 24, 1)}
+    with pytest.raises(ValueError, match="Unknown size 'huge'.*3x80"):
+        size_grid(["huge"])
+    model = build_grid_model("2x24", char_tok, 32)
+    assert count_params(model)["non_embedding"] == non_embedding_params((2, 24, 1))
+
+
+def test_training_flops_shows_both_counts(char_tok):
+    model = build_model("pico", char_tok, 32)
+    f = training_flops(model.config, 1000, 32)
+    per = flops_per_token(model.config, 32)
+    assert f["total"] == per["total"] * 1000 == f["weights"] + f["attention"]
+    assert f["six_nd"] == 6 * count_params(model)["non_embedding"] * 1000
+    assert f["weights"] > f["six_nd"]  # the LM head is a matmul too
+    with pytest.raises(ValueError, match="n_tokens=0"):
+        training_flops(model.config, 0)
+
+
+def test_plan_isoflop_splits_each_budget():
+    rec = SweepRecipe(context=32, batch_size=4)
+    pts = plan_isoflop([1e9, 4e9], ["2x16", "pico"], rec, min_steps=1)
+    for p in pts:
+        n = non_embedding_params(S.parse_shape(p["size"]))
+        assert 6 * n * p["tokens"] == pytest.approx(p["budget"], rel=0.1)
+    with pytest.raises(ValueError, match="budget -1"):
+        plan_isoflop([-1], ["pico"], rec)
+
+
+def test_sweep_trains_caches_and_saves(monkeypatch, tmp_path, tiny_blocks, char_tok):
+    monkeypatch.setenv("LLMUP_CACHE", str(tmp_path / "cache"))
+    rec = SweepRecipe(context=32, batch_size=4, lr_ref=1e-2, width_ref=32, eval_blocks=8)
+    train_blocks, val_blocks = tiny_blocks
+    data = (char_tok, train_blocks, val_blocks)
+    points = [{"size": "2x16", "tokens": 32 * 4 * 10}, {"size": "pico", "tokens": 32 * 4 * 10}]
+    rows = run_sweep(points, rec, data=data, log=None)
+    assert [r["steps"] for r in rows] == [10, 10]
+    assert rows[0]["lr"] == pytest.approx(1.2e-2) and rows[1]["lr"] == pytest.approx(1e-2)
+    assert all(0 < r["val_loss"] < 10 and r["flops_total"] > r["flops_6nd"] for r in rows)
+    again = run_sweep(points, rec, data=data, log=None)  # from the cache, identical
+    assert [r["val_loss"] for r in again] == [r["val_loss"] for r in rows]
+    assert S.sweep_table_path("t.csv") == tmp_path / "cache" / "scaling" / "t.csv"
+    for name in ("sweep.csv", "sweep.json"):
+        back = load_table(save_table(rows, tmp_path / name))
+        assert back[1]["val_loss"] == pytest.approx(rows[1]["val_loss"])
+        assert back[0]["size"] == "2x16"
+    with pytest.raises(ValueError, match="positive 'tokens'"):
+        run_sweep([{"size": "pico", "tokens": 0}], rec, data=data)
+    with pytest.raises(FileNotFoundError, match="llmup_lib sweep"):
+        load_table(tmp_path / "missing.csv")
+    with pytest.raises(ValueError, match="No rows"):
+        save_table([], tmp_path / "x.csv")
+
+
+def test_sweep_command_writes_a_table(monkeypatch, tmp_path):
+    from llmup_lib.__main__ import main
+
+    monkeypatch.setenv("LLMUP_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "rows.csv"
+    main(["sweep", "--sizes", "2x16", "--tokens", "4096", "--context", "32", "--batch-size", "4",
+          "--out", str(out)])
+    rows = load_table(out)
+    assert rows[0]["size"] == "2x16" and rows[0]["tokens"] == 4096
