@@ -1,0 +1,517 @@
+"""Knowledge distillation: a big teacher's knowledge in a small, cheap student.
+
+The student learns from the teacher's whole next-token distribution ("soft targets") instead of
+only the one token the text happened to contain ("hard labels"). With temperature ``T``
+(Hinton et al., 2015):
+
+    p_T = softmax(z_teacher / T),   q_T = softmax(z_student / T)
+    loss = α · T² · KL(p_T ‖ q_T)  +  (1 − α) · CE(labels, q_1)
+
+* ``T > 1`` softens both distributions, so the teacher's ranking of the *wrong* tokens (which
+  names are plausible here, which are not) carries more weight.
+* The gradient of ``KL(p_T ‖ q_T)`` with respect to the student's logits is ``(q_T − p_T) / T``,
+  and ``q_T − p_T`` itself shrinks like ``1 / T``, so the gradient shrinks like ``1 / T²``.
+  The ``T²`` factor undoes that: the distillation term keeps its weight against the hard-label
+  term whatever the temperature (``test_t_squared_keeps_gradient_scale`` measures it).
+* ``forward`` KL, ``KL(teacher ‖ student)``, is *mass-covering*: the student is punished
+  wherever the teacher has mass and the student has none, so it spreads out. ``reverse`` KL,
+  ``KL(student ‖ teacher)``, is *mode-seeking*: it is punished for mass where the teacher has
+  none, so it may concentrate on one mode. The generalized Jensen–Shannon divergence ``jsd``
+  with weight ``β`` lies between them (Agarwal et al., 2024, "GKD").
+
+Also here: a distillation training loop (the teacher runs without gradients, on the fly or from
+a cache of its hidden states), sequence-level KD (train on text the teacher wrote; Kim & Rush,
+2016), an on-policy variant (the student writes, the teacher scores), and what deployment cares
+about: size on disk, latency, throughput and int8 dynamic quantization.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .train import TrainConfig, TrainResult, batch_indices, eval_loss, lr_at, make_optimizer, \
+    split_blocks
+
+DIVERGENCES = ("forward", "reverse", "jsd")
+
+
+# ----------------------------------------------------------------------------- input checks
+def check_temperature(temperature) -> float:
+    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
+            or temperature <= 0:
+        raise ValueError(f"temperature={temperature!r} must be a positive number (1 is the plain "
+                         "softmax, 2-4 soften it); pass a value > 0.")
+    return float(temperature)
+
+
+def check_alpha(alpha) -> float:
+    if not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha={alpha!r} is outside [0, 1]; it weights the distillation term "
+                         "against the hard-label loss, so pass a value from 0 (labels only) to "
+                         "1 (teacher only).")
+    return float(alpha)
+
+
+def check_vocab(student_size: int, teacher_size: int) -> None:
+    if student_size != teacher_size:
+        raise ValueError(f"The student has {student_size} output logits but the teacher has "
+                         f"{teacher_size}: logit distillation needs the same tokenizer; use a "
+                         "teacher with the student's vocabulary, or sequence-level KD (train on "
+                         "the teacher's text, re-tokenized).")
+
+
+def _check_pair(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
+    check_vocab(student_logits.shape[-1], teacher_logits.shape[-1])
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"Student logits {tuple(student_logits.shape)} and teacher logits "
+                         f"{tuple(teacher_logits.shape)} differ in shape; pass both for the same "
+                         "batch of positions.")
+
+
+def _mean(per_token: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        return per_token.mean()
+    mask = mask.to(per_token.dtype)
+    return (per_token * mask).sum() / mask.sum().clamp(min=1)
+
+
+# ----------------------------------------------------------------------------- the losses
+def soften(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """``softmax(logits / T)``: the softened distribution the student is asked to match."""
+    return torch.softmax(logits.float() / check_temperature(temperature), dim=-1)
+
+
+def forward_kl(student_logits, teacher_logits, temperature: float = 1.0, mask=None):
+    """``T² · KL(p_T ‖ q_T)``, summed over the vocabulary, averaged over positions (where
+    ``mask`` is true). Zero when the student's logits equal the teacher's."""
+    T = check_temperature(temperature)
+    _check_pair(student_logits, teacher_logits)
+    log_q = F.log_softmax(student_logits.float() / T, dim=-1)
+    log_p = F.log_softmax(teacher_logits.float() / T, dim=-1)
+    per_token = (log_p.exp() * (log_p - log_q)).sum(-1)
+    return T * T * _mean(per_token, mask)
+
+
+def reverse_kl(student_logits, teacher_logits, temperature: float = 1.0, mask=None):
+    """``T² · KL(q_T ‖ p_T)``: the student's own distribution weighs the log-ratio, so mass the
+    student puts where the teacher has none is what costs most (mode-seeking)."""
+    T = check_temperature(temperature)
+    _check_pair(student_logits, teacher_logits)
+    log_q = F.log_softmax(student_logits.float() / T, dim=-1)
+    log_p = F.log_softmax(teacher_logits.float() / T, dim=-1)
+    per_token = (log_q.exp() * (log_q - log_p)).sum(-1)
+    return T * T * _mean(per_token, mask)
+
+
+def jsd(student_logits, teacher_logits, temperature: float = 1.0, beta: float = 0.5, mask=None):
+    """Generalized Jensen–Shannon divergence, times ``T²``:
+    ``β·KL(p ‖ m) + (1−β)·KL(q ‖ m)`` with ``m = β·p + (1−β)·q``. Bounded (at most
+    ``ln 2`` per token for β = ½, before the T² factor) and symmetric at β = ½."""
+    T = check_temperature(temperature)
+    if not isinstance(beta, (int, float)) or not 0 < beta < 1:
+        raise ValueError(f"beta={beta!r} must lie strictly between 0 and 1 (0.5 is the "
+                         "symmetric Jensen-Shannon divergence); pass e.g. 0.5.")
+    _check_pair(student_logits, teacher_logits)
+    log_q = F.log_softmax(student_logits.float() / T, dim=-1)
+    log_p = F.log_softmax(teacher_logits.float() / T, dim=-1)
+    log_m = torch.logsumexp(torch.stack([log_p + math.log(beta), log_q + math.log(1 - beta)]), 0)
+    kl_pm = (log_p.exp() * (log_p - log_m)).sum(-1)
+    kl_qm = (log_q.exp() * (log_q - log_m)).sum(-1)
+    return T * T * _mean(beta * kl_pm + (1 - beta) * kl_qm, mask)
+
+
+def divergence_fn(name: str):
+    funcs = {"forward": forward_kl, "reverse": reverse_kl, "jsd": jsd}
+    if name not in funcs:
+        raise ValueError(f"divergence={name!r} is unknown; choose one of {', '.join(DIVERGENCES)}.")
+    return funcs[name]
+
+
+def kd_loss(student_logits, teacher_logits, labels, alpha: float = 0.5, temperature: float = 2.0,
+            divergence: str = "forward", beta: float = 0.5, return_parts: bool = False):
+    """``α · D_T(teacher, student) + (1 − α) · CE(labels, student)``.
+
+    ``D_T`` is ``forward_kl`` (Hinton's KD), ``reverse_kl`` or ``jsd``, each with its ``T²``.
+    Positions whose label is -100 are ignored by both terms. With ``return_parts`` also returns
+    the two terms, detached, for logging.
+    """
+    alpha = check_alpha(alpha)
+    div = divergence_fn(divergence)
+    mask = labels != -100
+    kwargs = {"beta": beta} if divergence == "jsd" else {}
+    soft = div(student_logits, teacher_logits, temperature, mask=mask, **kwargs)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and alpha < 1):  # α = 1: only logged
+        hard = F.cross_entropy(student_logits.flatten(0, -2).float(), labels.flatten(),
+                               ignore_index=-100)
+    total = soft if alpha == 1 else alpha * soft + (1 - alpha) * hard
+    return (total, float(soft.detach()), float(hard.detach())) if return_parts else total
+
+
+# ----------------------------------------------------------------------------- the teacher
+class TeacherCache:
+    """The teacher's outputs for every training block, computed once and reused by every student.
+
+    Full logits are ``blocks × context × vocab`` floats: fine for a small transfer set, but
+    1.2 GB for the cpu profile's whole general corpus. The teacher's last hidden states are
+    ``context × width`` (128 instead of 854 numbers per position), and one matmul with its output
+    layer turns them back into the exact logits. So the cache keeps logits when they fit in
+    ``max_logits_mb`` and hidden states otherwise, and either way the teacher's forward pass is
+    paid once instead of once per step of every student. (Hidden states need a plain linear
+    head, as in Llama and GPT-NeoX.)
+    """
+
+    def __init__(self, teacher, blocks, batch_size: int = 32, max_logits_mb: float = 256,
+                 progress: bool = True):
+        inputs, _ = split_blocks(blocks)
+        self.head = teacher.get_output_embeddings()
+        self.vocab_size = self.head.weight.shape[0]
+        self.n_blocks = len(inputs)
+        self.stores = ("logits" if inputs.numel() * self.vocab_size * 4 / 2**20 <= max_logits_mb
+                       else "hidden")
+        device = self.head.weight.device
+        was_training = teacher.training
+        teacher.eval()
+        parts = []
+        with torch.no_grad():
+            for i in tqdm(range(0, len(inputs), batch_size), desc="teacher", disable=not progress):
+                x = inputs[i:i + batch_size].to(device)
+                if self.stores == "logits":
+                    parts.append(teacher(input_ids=x).logits.float().cpu())
+                else:
+                    hidden = teacher.get_decoder()(input_ids=x).last_hidden_state
+                    parts.append(hidden.float().cpu())
+        teacher.train(was_training)
+        self.values = torch.cat(parts)
+
+    @property
+    def nbytes(self) -> int:
+        return self.values.numel() * self.values.element_size()
+
+    @torch.no_grad()
+    def logits(self, rows: torch.Tensor) -> torch.Tensor:
+        """The teacher's logits for training blocks ``rows``: ``[len(rows), context, vocab]``."""
+        if self.stores == "logits":
+            return self.values[rows].to(self.head.weight.device)
+        return self.head(self.values[rows].to(self.head.weight.device)).float()
+
+
+def teacher_vocab(teacher) -> int:
+    if isinstance(teacher, TeacherCache):
+        return teacher.vocab_size
+    return teacher.get_output_embeddings().weight.shape[0]
+
+
+# ----------------------------------------------------------------------------- training
+def distill(student, teacher, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
+            alpha: float = 1.0, temperature: float = 1.0, divergence: str = "forward",
+            beta: float = 0.5, **overrides) -> TrainResult:
+    """Train ``student`` to match ``teacher`` on ``train_blocks``: ``train()``'s loop (same
+    schedule, same batches for the same seed, same clipping), with ``kd_loss`` for the loss.
+
+    ``teacher`` is a model, run under ``torch.no_grad()`` on each batch, or a ``TeacherCache``
+    of the same ``train_blocks`` (much faster when several students share one teacher). With
+    ``alpha=0`` this is exactly training from scratch. History rows also hold ``kd`` and ``ce``,
+    the two terms of the loss. One process (no DDP): the teacher's pass is what it adds.
+    """
+    cfg = cfg or TrainConfig(**overrides)
+    check_alpha(alpha)
+    check_temperature(temperature)
+    divergence_fn(divergence)
+    check_vocab(student.get_output_embeddings().weight.shape[0], teacher_vocab(teacher))
+    inputs, labels = split_blocks(train_blocks)
+    if isinstance(teacher, TeacherCache) and teacher.n_blocks != len(inputs):
+        raise ValueError(f"The TeacherCache holds {teacher.n_blocks} blocks but "
+                         f"train_blocks has {len(inputs)}; build the cache from these blocks.")
+    if not isinstance(teacher, TeacherCache):
+        teacher.eval()  # the teacher never trains: no dropout, no gradients
+    device = next(student.parameters()).device
+
+    torch.manual_seed(cfg.seed)
+    optimizer = make_optimizer(student, cfg)
+    result = TrainResult(model=student)
+    student.train()
+    tokens_per_step = int((labels[:1] != -100).sum()) * cfg.batch_size
+    bar = tqdm(range(cfg.steps), desc="distill", disable=not cfg.progress)
+    t_start = time.perf_counter()
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        rows = batch_indices(step, len(inputs), cfg.batch_size, cfg.seed)
+        x, y = inputs[rows].to(device), labels[rows].to(device)
+        if alpha > 0:
+            if isinstance(teacher, TeacherCache):
+                t_logits = teacher.logits(rows).to(device)
+            else:  # the teacher may live on another device than the student
+                with torch.no_grad():
+                    t_device = teacher.get_output_embeddings().weight.device
+                    t_logits = teacher(input_ids=x.to(t_device)).logits.to(device)
+        s_logits = student(input_ids=x).logits
+        if alpha > 0:
+            loss, soft, hard = kd_loss(s_logits, t_logits, y, alpha, temperature, divergence,
+                                       beta, return_parts=True)
+        else:  # no teacher at all: plain next-token cross-entropy
+            loss = F.cross_entropy(s_logits.flatten(0, 1), y.flatten(), ignore_index=-100)
+            soft, hard = 0.0, float(loss.detach())
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            result.history.append({"step": done, "train_loss": float(loss.detach()), "kd": soft,
+                                   "ce": hard, "lr": lr_at(step, cfg),
+                                   "tokens": done * tokens_per_step})
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        if val_blocks is not None and ((cfg.eval_every and done % cfg.eval_every == 0)
+                                       or done == cfg.steps):
+            result.history.append({"step": done, "val_loss": eval_loss(
+                student, val_blocks, cfg.batch_size, cfg.eval_batches)})
+    bar.close()
+    result.seconds = time.perf_counter() - t_start
+    result.tokens_per_second = cfg.steps * tokens_per_step / result.seconds
+    return result
+
+
+def gap_closed(scratch_loss: float, student_loss: float, teacher_loss: float) -> float:
+    """The fraction of the scratch-student → teacher loss gap that distillation closes:
+    0 = no better than training without a teacher, 1 = as good as the teacher."""
+    gap = scratch_loss - teacher_loss
+    if gap <= 0:
+        raise ValueError(f"The scratch student's loss {scratch_loss:.4f} is not above the "
+                         f"teacher's {teacher_loss:.4f}, so there is no gap to close; compare "
+                         "against a stronger teacher.")
+    return (scratch_loss - student_loss) / gap
+
+
+# ----------------------------------------------------------------------------- text from a model
+def _cache_kwarg(model, output) -> dict:
+    """The KV cache to pass back: ``cache=`` in transformers >= 5.2x, ``past_key_values=`` before
+    and in models not yet renamed."""
+    if "cache" in inspect.signature(model.forward).parameters and hasattr(output, "cache"):
+        return {"cache": output.cache}
+    return {"past_key_values": output.past_key_values}
+
+
+@torch.no_grad()
+def sample_blocks(model, n_blocks: int, context: int, bos_token_id: int, temperature: float = 1.0,
+                  batch_size: int = 128, seed: int = 0, progress: bool = False) -> torch.Tensor:
+    """``[n_blocks, context + 1]`` token blocks written by ``model``, each starting at a document
+    boundary and sampled at ``temperature`` with the KV cache. Generation does not stop at EOS:
+    the model starts the next document, as in packed training blocks.
+
+    This is the data of sequence-level KD (the teacher writes, the student reads) and of
+    on-policy distillation (the student writes, the teacher scores).
+    """
+    T = check_temperature(temperature)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator(device=device).manual_seed(seed)
+    out = []
+    for start in tqdm(range(0, n_blocks, batch_size), desc="sample", disable=not progress):
+        b = min(batch_size, n_blocks - start)
+        ids = torch.full((b, 1), bos_token_id, dtype=torch.long, device=device)
+        step = model(input_ids=ids, use_cache=True)
+        for i in range(context):
+            probs = torch.softmax(step.logits[:, -1].float() / T, dim=-1)
+            nxt = torch.multinomial(probs, 1, generator=gen)
+            ids = torch.cat([ids, nxt], dim=1)
+            if i + 1 < context:
+                step = model(input_ids=nxt, use_cache=True, **_cache_kwarg(model, step))
+        out.append(ids.cpu())
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def distill_on_policy(student, teacher, cfg: TrainConfig, context: int, bos_token_id: int,
+                      divergence: str = "reverse", temperature: float = 1.0,
+                      sample_temperature: float = 1.0, resample_every: int = 1) -> TrainResult:
+    """On-policy distillation (GKD, MiniLLM): every ``resample_every`` steps the *student* writes
+    a batch of blocks, the teacher scores every position, and the student moves its
+    distribution toward the teacher's on its own text, so it learns to recover from its own
+    mistakes. Reverse KL is the usual choice here. Costly: sampling is sequential.
+    """
+    check_temperature(temperature)
+    divergence_fn(divergence)
+    check_vocab(student.get_output_embeddings().weight.shape[0], teacher_vocab(teacher))
+    teacher.eval()
+    torch.manual_seed(cfg.seed)
+    optimizer = make_optimizer(student, cfg)
+    result = TrainResult(model=student)
+    device = next(student.parameters()).device
+    blocks = None
+    t_start = time.perf_counter()
+    for step in tqdm(range(cfg.steps), desc="on-policy", disable=not cfg.progress):
+        if step % resample_every == 0:
+            blocks = sample_blocks(student, cfg.batch_size, context, bos_token_id,
+                                   sample_temperature, cfg.batch_size, seed=cfg.seed + step)
+        student.train()
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        x = blocks[:, :-1].to(device)
+        with torch.no_grad():
+            t_device = teacher.get_output_embeddings().weight.device
+            t_logits = teacher(input_ids=x.to(t_device)).logits.to(device)
+        loss = divergence_fn(divergence)(student(input_ids=x).logits, t_logits, temperature)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            result.history.append({"step": step + 1, "train_loss": float(loss.detach())})
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+# ----------------------------------------------------------------------------- looking inside
+@torch.no_grad()
+def next_token_probs(model, tokenizer, context: str, temperature: float = 1.0) -> torch.Tensor:
+    """The model's next-token distribution after ``EOS + context``, softened by ``temperature``."""
+    ids = [tokenizer.eos_token_id, *tokenizer.encode(context, add_special_tokens=False)]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    logits = model(input_ids=torch.tensor([ids], device=device)).logits[0, -1]
+    model.train(was_training)
+    return soften(logits, temperature).cpu()
+
+
+def top_tokens(probs: torch.Tensor, tokenizer, k: int = 10) -> list[tuple[str, float]]:
+    """The ``k`` most likely tokens of a distribution, as ``(text, probability)``."""
+    values, ids = probs.topk(k)
+    return [(tokenizer.decode([int(i)]), float(v)) for v, i in zip(values, ids)]
+
+
+def entropy_bits(probs: torch.Tensor) -> float:
+    """Entropy of a distribution in bits."""
+    p = probs.float().clamp(min=1e-30)
+    return float(-(p * p.log2()).sum())
+
+
+@torch.no_grad()
+def mean_entropy_bits(model, blocks, batch_size: int = 16) -> float:
+    """Average entropy (bits) of the model's next-token distribution over all positions of
+    ``blocks``: how spread out its predictions are (the teacher's is the reference)."""
+    inputs, _ = split_blocks(blocks)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(inputs), batch_size):
+        logp = torch.log_softmax(model(input_ids=inputs[i:i + batch_size].to(device)).logits
+                                 .float(), -1)
+        total += float(-(logp.exp() * logp).sum())
+        count += logp.shape[0] * logp.shape[1]
+    model.train(was_training)
+    return total / count / math.log(2)
+
+
+def softened_distribution(model, tokenizer, context: str, temperature: float, k: int = 10) -> dict:
+    """The plain-function path of ``temperature_explorer``: the top ``k`` next tokens after
+    ``context`` at ``temperature``, the mass they hold, and the entropy of the whole
+    distribution (it grows with ``T``: that is what "soft targets" means)."""
+    probs = next_token_probs(model, tokenizer, context, temperature)
+    top = top_tokens(probs, tokenizer, k)
+    return {"temperature": temperature, "top": top, "top_mass": sum(p for _, p in top),
+            "entropy_bits": entropy_bits(probs)}
+
+
+def temperature_explorer(model, tokenizer, context: str = "Once upon a time, two friends named",
+                         k: int = 10):
+    """Type a context and drag the temperature: the teacher's softened next-token distribution."""
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+
+    def show(context, temperature):
+        d = softened_distribution(model, tokenizer, context, temperature, k)
+        fig, ax = plt.subplots(figsize=(7, 3))
+        labels = [repr(t) for t, _ in d["top"]]
+        ax.bar(range(k), [p for _, p in d["top"]])
+        ax.set_xticks(range(k), labels, rotation=45, ha="right")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("probability")
+        ax.set_title(f"T = {temperature:.1f}: entropy {d['entropy_bits']:.2f} bits, top {k} hold "
+                     f"{d['top_mass']:.0%}")
+        plt.show()
+
+    return w.interactive(show, context=w.Text(value=context),
+                         temperature=w.FloatSlider(value=1.0, min=0.25, max=8.0, step=0.25))
+
+
+# ----------------------------------------------------------------------------- deployment
+def file_size_mb(model) -> float:
+    """Size of the model's weights serialized with ``torch.save`` (shared tensors once), in MB."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes / 1e6
+
+
+def quantize_int8(model):
+    """A copy of ``model`` whose linear layers hold int8 weights (PyTorch dynamic quantization:
+    activations are quantized on the fly, per batch). CPU only."""
+    import copy
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated in favour of torchao
+        return quantize_dynamic(copy.deepcopy(model).cpu().eval(), {torch.nn.Linear},
+                                dtype=torch.qint8)
+
+
+@torch.no_grad()
+def generation_throughput(model, tokenizer, batch_size: int = 32, new_tokens: int = 64,
+                          repeats: int = 3) -> dict:
+    """Greedy decoding of ``batch_size`` sequences at once (a server's view): tokens/s over all
+    sequences, and ms per decoding step. ``evaluate.generation_speed`` is batch 1.
+
+    The fastest of ``repeats`` runs is reported (after one warm-up), as ``timeit`` advises: on a
+    shared machine the slower runs measure the other processes, not the model."""
+    device = next(model.parameters()).device
+    ids = torch.full((batch_size, 1), tokenizer.eos_token_id, device=device)
+    model.eval()
+    times = []
+    for _ in range(repeats + 1):  # the first run warms up
+        t0 = time.perf_counter()
+        model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
+                       min_new_tokens=new_tokens, do_sample=False,
+                       pad_token_id=tokenizer.pad_token_id)
+        times.append(time.perf_counter() - t0)
+    best = min(times[1:])
+    return {"tokens_per_second": batch_size * new_tokens / best,
+            "ms_per_step": 1000 * best / new_tokens}
+
+
+# ----------------------------------------------------------------------------- exercise checks
+def _report(name: str, ok: bool, hint: str) -> bool:
+    print(f"{name}: " + ("correct!" if ok else f"not yet: {hint}"))
+    return ok
+
+
+def check_forward_kl(student_logits, teacher_logits, temperature: float, your_value) -> bool:
+    """Exercise: the forward-KL distillation loss with its T², written by hand."""
+    truth = float(forward_kl(student_logits, teacher_logits, temperature))
+    ok = your_value is not None and math.isclose(float(your_value), truth, rel_tol=1e-4,
+                                                 abs_tol=1e-7)
+    return _report("forward KL", ok, f"expected about {truth:.5f}; soften both logits by T, take "
+                   "sum p·(log p − log q) over the vocabulary, average over positions, times T².")
+
+
+def check_gap_closed(scratch_loss: float, student_loss: float, teacher_loss: float,
+                     your_fraction) -> bool:
+    """Exercise: the fraction of the scratch → teacher gap that a distilled student closes."""
+    truth = gap_closed(scratch_loss, student_loss, teacher_loss)
+    ok = your_fraction is not None and math.isclose(float(your_fraction), truth, rel_tol=1e-3)
+    return _report("gap closed", ok, f"expected {truth:.3f}; (scratch − student) / "
+                   "(scratch − teacher).")
