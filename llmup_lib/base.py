@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import warnings
 from pathlib import Path
 
 from .corpora import load_corpus
 from .models import build_model, load_model
 from .profiles import Profile, get_profile
 from .tokenizer import DATA_DIR, load_tokenizer, pack_blocks
-from .train import TrainConfig, TrainResult, eval_loss, train
+from .train import TrainConfig, TrainResult, eval_loss, train, verify_manifest, write_manifest
 
 SHIPPED = {"cpu"}  # profiles whose base checkpoint lives in data/base/
 
@@ -79,9 +81,21 @@ def load_base_model(profile: Profile | None = None, progress: bool = True):
     """The profile's base model: the shipped or cached checkpoint, trained first if missing."""
     profile = profile or get_profile()
     path = base_dir(profile)
+    if profile.name not in SHIPPED and (path / "config.json").exists():
+        # A cached (not shipped) model carries checksums: a corrupt one is retrained, not used.
+        problem = verify_manifest(path)
+        try:
+            if problem is None or problem.startswith("no "):  # "no manifest": an older cache
+                return load_model(path).to(profile.torch_device())
+        except ValueError:
+            problem = "unreadable"
+        warnings.warn(f"The cached base model in {str(path)!r} is corrupt ({problem}); "
+                      "retraining it.", stacklevel=2)
+        shutil.rmtree(path, ignore_errors=True)
     if not (path / "config.json").exists():
         if profile.name in SHIPPED:
             raise FileNotFoundError(f"The shipped base model is missing from {path}; run "
                                     "`python -m llmup_lib build-base` to rebuild it.")
         save_base_model(train_base_model(profile, progress), profile, path)
+        write_manifest(path)
     return load_model(path).to(profile.torch_device())

@@ -15,6 +15,7 @@ or binary one, a wrong column, no internet) raise an error that names the value 
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 from pathlib import Path
@@ -41,6 +42,11 @@ def load_corpus(source: str, n_train: int | None = None, n_val: int | None = Non
     default 2000 and 200); ``seed`` picks the generated sample or the validation rows.
     """
     source = str(source)
+    for name, n, least in (("n_train", n_train, 1), ("n_val", n_val, 0)):
+        if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral)
+                              or n < least):
+            raise ValueError(f"{name}={n!r} must be a whole number >= {least} (or None for "
+                             f"all documents); pass e.g. {name}={200 if least else 20}.")
     if source in WORLD_SOURCES:
         n_train = 2000 if n_train is None else n_train
         n_val = 200 if n_val is None else n_val

@@ -327,12 +327,19 @@ def domain_model(profile, tokenizer, progress: bool = True):
     from .models import load_model
     from .train import train
 
+    from .train import verify_manifest, write_manifest
+
     path = cache_dir() / "domain" / profile.name
     if (path / "config.json").exists():
+        problem = verify_manifest(path)  # checksums; "no manifest.json": written before them
         try:
-            return load_model(path).to(profile.torch_device())
-        except ValueError:  # a corrupt cache entry is rebuilt, never loaded
-            shutil.rmtree(path, ignore_errors=True)
+            if problem is None or problem.startswith("no "):
+                return load_model(path).to(profile.torch_device())
+        except ValueError:  # unreadable: rebuilt below, never loaded
+            problem = "unreadable"
+        warnings.warn(f"The cached domain model in {str(path)!r} is corrupt ({problem}); "
+                      "rebuilding it.", stacklevel=2)
+        shutil.rmtree(path, ignore_errors=True)
     base, _ = prepared_base(profile, tokenizer)
     train_blocks, val_blocks = domain_blocks(profile, tokenizer)
     cfg = domain_recipe(profile)
@@ -341,6 +348,7 @@ def domain_model(profile, tokenizer, progress: bool = True):
     tmp = path.with_name(f".tmp-{path.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
+    write_manifest(tmp)
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
     return model

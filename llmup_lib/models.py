@@ -8,6 +8,7 @@ with hidden size ≈ 8/3·d), so the non-embedding size is ``N ≈ 12·L·d²``.
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
 
@@ -38,6 +39,9 @@ def model_config(size: str, vocab_size: int, context: int, **overrides) -> Llama
     """The ``LlamaConfig`` of family member ``size``."""
     if size not in FAMILY:
         raise ValueError(f"Unknown model size {size!r}; choose one of {', '.join(FAMILY)}.")
+    if isinstance(context, bool) or not isinstance(context, numbers.Integral) or context <= 0:
+        raise ValueError(f"context={context!r} must be a positive whole number of tokens "
+                         "(the longest block the model sees); pass e.g. 128.")
     layers, width, heads = FAMILY[size]
     kwargs = dict(
         vocab_size=vocab_size, hidden_size=width, intermediate_size=_swiglu_hidden(width),

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -614,6 +615,30 @@ def _row_key(point: dict, recipe: SweepRecipe, shape) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _row_digest(row: dict) -> str:
+    return hashlib.sha256(json.dumps(row, sort_keys=True).encode()).hexdigest()
+
+
+def _read_cached_row(path: Path) -> dict | None:
+    """A cached sweep row, or None when there is none. A truncated or corrupt entry (unparsable,
+    or its SHA-256 does not match) is reported with a warning and retrained, never used."""
+    if not path.exists():
+        return None
+    try:
+        entry = json.loads(path.read_text())
+        if isinstance(entry, dict) and set(entry) == {"row", "sha256"}:
+            if _row_digest(entry["row"]) != entry["sha256"]:
+                raise ValueError("checksum mismatch")
+            return entry["row"]
+        if isinstance(entry, dict) and "val_loss" in entry:  # written before checksums
+            return entry
+        raise ValueError("not a sweep row")
+    except (ValueError, UnicodeDecodeError) as err:
+        warnings.warn(f"Cached sweep row {str(path)!r} is corrupt ({err}); retraining it.",
+                      stacklevel=3)
+        return None
+
+
 def run_sweep(points, recipe: SweepRecipe | None = None, data=None, cache: bool = True,
               progress: bool = False, log=print) -> list[dict]:
     """Train one model per point (``{"size": name, "tokens": D, ...}``) with ``recipe`` and
@@ -650,8 +675,8 @@ def run_sweep(points, recipe: SweepRecipe | None = None, data=None, cache: bool 
         shape = parse_shape(p["size"])
         key = _row_key(p, recipe, shape)
         path = root / f"{key}.json"
-        if cache and path.exists():
-            row = json.loads(path.read_text())
+        row = _read_cached_row(path) if cache else None
+        if row is not None:
             row.update({k: v for k, v in p.items() if k not in row})
             rows.append(row)
             continue
@@ -685,7 +710,7 @@ def run_sweep(points, recipe: SweepRecipe | None = None, data=None, cache: bool 
         if cache and accelerator.is_main_process:
             root.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(row))
+            tmp.write_text(json.dumps({"row": row, "sha256": _row_digest(row)}))
             os.replace(tmp, path)
         if log and accelerator.is_main_process:
             log(f"{p['size']:>7} N={row['params']:>9,} D={row['tokens']:>9,} lr={lr:.2g}: "

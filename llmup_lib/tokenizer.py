@@ -9,6 +9,7 @@ notebook tokenizes the same way; ``python -m llmup_lib build-tokenizer`` rebuild
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 from typing import Iterable
 
@@ -107,6 +108,9 @@ def pack_blocks(texts: Iterable[str], tokenizer, context: int):
     """
     import torch
 
+    if isinstance(context, bool) or not isinstance(context, numbers.Integral) or context <= 0:
+        raise ValueError(f"context={context!r} must be a positive whole number of tokens; pass "
+                         "e.g. context=128.")
     stream = torch.tensor(tokenize_corpus(texts, tokenizer), dtype=torch.long)
     n = (len(stream) - 1) // context
     if n == 0:

@@ -11,11 +11,15 @@ run sees exactly the batches the uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import math
+import numbers
 import os
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -47,14 +51,22 @@ class TrainConfig:
     checkpoint_every: int = 0  # 0: only at the end (when checkpoint_dir is set)
     keep_checkpoints: int = 2
     progress: bool = True
+    # Refuse, before step 1, a run whose estimated memory exceeds what is free (llmup_lib.memory).
+    memory_check: bool = field(default=True, repr=False)
 
     def __post_init__(self):
+        for name in ("steps", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+                raise ValueError(f"{name}={value!r} must be a positive whole number; pass e.g. "
+                                 f"{name}={'100' if name == 'steps' else '8'}.")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, numbers.Real) \
+                or not math.isfinite(self.lr) or self.lr <= 0:
+            raise ValueError(f"lr={self.lr!r} must be a positive finite number; pass e.g. "
+                             "lr=1e-3 (1e-4 to 1e-2 suits the suite's models).")
         if self.warmup_steps is None:
             self.warmup_steps = max(1, self.steps // 20)
         self.betas = tuple(self.betas)
-        if self.steps <= 0 or self.batch_size <= 0 or self.lr <= 0:
-            raise ValueError(f"steps, batch_size and lr must be positive (got {self.steps}, "
-                             f"{self.batch_size}, {self.lr}).")
 
     def recipe(self) -> dict:
         d = asdict(self)
@@ -115,6 +127,17 @@ def causal_lm_loss(model, inputs: torch.Tensor, labels: torch.Tensor) -> torch.T
     return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
 
 
+def check_token_ids(model, inputs: torch.Tensor) -> None:
+    """Refuse token ids the model has no embedding for (blocks made with another tokenizer),
+    which torch would report as a bare ``IndexError`` deep inside the embedding."""
+    vocab = model.get_input_embeddings().num_embeddings
+    top = int(inputs.max())
+    if top >= vocab or int(inputs.min()) < 0:
+        raise ValueError(f"The blocks hold token id {top}, but the model's vocabulary has only "
+                         f"{vocab} ids; tokenize the text with the model's own tokenizer (or "
+                         "build the model with this tokenizer).")
+
+
 def make_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices only (norm gains and biases are not decayed)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -136,6 +159,10 @@ def optimizer_state_bytes(optimizer) -> int:
 @torch.no_grad()
 def eval_loss(model, blocks, batch_size: int, max_batches: int | None = None) -> float:
     """Mean token loss (nats) over the first ``max_batches`` batches of ``blocks``."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
+            or batch_size <= 0:
+        raise ValueError(f"batch_size={batch_size!r} must be a positive whole number; pass "
+                         "e.g. 16.")
     was_training = model.training
     model.eval()
     inputs, labels = split_blocks(blocks)
@@ -168,11 +195,17 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
     inputs, labels = split_blocks(train_blocks)
     if len(inputs) == 0:
         raise ValueError("No training blocks: the corpus is shorter than one context window.")
+    check_token_ids(model, inputs)
 
     torch.manual_seed(cfg.seed)
     optimizer = make_optimizer(model, cfg)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)
+    if cfg.memory_check:  # microseconds: a formula and one read of /proc/meminfo
+        from .memory import check_fits, estimate_training_memory
+
+        check_fits(estimate_training_memory(raw, local, inputs.shape[1]),
+                   device=accelerator.device, weights_loaded=True)
     result = TrainResult(model=raw)
     start = 0
     if cfg.checkpoint_dir:
@@ -221,6 +254,63 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
 
 
 # ----------------------------------------------------------------------------- checkpoints
+#
+# A checkpoint is ``step-NNNNNN/``: the model (``save_pretrained``), ``optimizer.pt``,
+# ``trainer_state.json`` and, written last, ``manifest.json`` with the size and SHA-256 of every
+# other file. It is written into ``.tmp-step-NNNNNN/`` and renamed only when complete, so a crash
+# (even SIGKILL) leaves either no new folder or a whole one.
+#
+# At resume every file is checked against the manifest. A truncated or corrupt checkpoint is
+# never loaded: the loader warns and falls back to the newest *intact* one (the resumed run is
+# still exact, because batches are a function of the step and the RNG state is saved), and
+# raises one clear error when no intact checkpoint is left. A corrupt folder is left in place
+# (nothing is deleted for you); it is overwritten when training passes that step again.
+
+MANIFEST = "manifest.json"
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(folder) -> Path:
+    """Record the size and SHA-256 of every file under ``folder`` in ``folder/manifest.json``
+    (written through a temp file, so the manifest itself is whole or absent)."""
+    folder = Path(folder)
+    files = {str(f.relative_to(folder)): {"bytes": f.stat().st_size, "sha256": file_sha256(f)}
+             for f in sorted(folder.rglob("*"))
+             if f.is_file() and f.name not in (MANIFEST, MANIFEST + ".tmp")}
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps({"format": 1, "files": files}, indent=1))
+    os.replace(tmp, folder / MANIFEST)
+    return folder / MANIFEST
+
+
+def verify_manifest(folder) -> str | None:
+    """``None`` when every file listed in ``folder/manifest.json`` is present with its recorded
+    size and SHA-256; otherwise what is wrong, in a few words. A folder without a manifest
+    answers ``"no manifest.json"`` (written before checksums existed, or not by llmup)."""
+    folder = Path(folder)
+    try:
+        files = json.loads((folder / MANIFEST).read_text())["files"]
+    except FileNotFoundError:
+        return f"no {MANIFEST}"
+    except (ValueError, KeyError, TypeError):
+        return f"{MANIFEST} is corrupt"
+    for name, meta in files.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        size = path.stat().st_size
+        if size != meta["bytes"]:
+            return f"{name} is truncated or changed ({size} bytes, {meta['bytes']} expected)"
+        if file_sha256(path) != meta["sha256"]:
+            return f"{name} fails its SHA-256 checksum"
+    return None
 
 
 def _latest(ckpt_dir: Path) -> Path | None:
@@ -228,20 +318,42 @@ def _latest(ckpt_dir: Path) -> Path | None:
     return ckpt_dir / pointer.read_text().strip() if pointer.exists() else None
 
 
+def _step_dirs(ckpt_dir: Path) -> list[Path]:
+    """Finished checkpoint folders, newest first (``step-NNNNNN`` sorts by step)."""
+    if not ckpt_dir.is_dir():
+        return []
+    return sorted((p for p in ckpt_dir.glob("step-*") if p.is_dir()), reverse=True)
+
+
 def save_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig, step: int, history) -> Path:
-    """Write ``step-NNNNNN/`` atomically: into a temp folder, renamed only once complete, then
-    the ``latest`` pointer is replaced. A crash at any moment leaves the previous one intact."""
+    """Write ``step-NNNNNN/`` atomically: into a temp folder, checksummed, renamed only once
+    complete, then the ``latest`` pointer is replaced. A crash at any moment leaves the previous
+    one intact; a failed write (disk full) removes the partial folder and says so."""
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:06d}"
     tmp = ckpt_dir / f".tmp-{name}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    state = {"step": step, "recipe": cfg.recipe(), "history": history,
-             "model_config": model.config.to_diff_dict(), "rng": torch.get_rng_state().tolist()}
-    (tmp / "trainer_state.json").write_text(json.dumps(state))
     final = ckpt_dir / name
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.save_pretrained(tmp)
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        state = {"step": step, "recipe": cfg.recipe(), "history": history,
+                 "model_config": model.config.to_diff_dict(),
+                 "rng": torch.get_rng_state().tolist()}
+        (tmp / "trainer_state.json").write_text(json.dumps(state))
+        write_manifest(tmp)  # last: a folder with a valid manifest is a whole checkpoint
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        code = err.errno if err.errno is not None else (err.args[0] if err.args and
+                                                       isinstance(err.args[0], int) else None)
+        why = "no space left on device" if code == errno.ENOSPC else (err.strerror or str(err))
+        previous = _latest(ckpt_dir)
+        kept = (f"the previous checkpoint {str(previous)!r} is intact" if previous
+                else "no earlier checkpoint exists")
+        raise OSError(code, f"Could not write checkpoint {str(final)!r} ({why}); {kept}. Free "
+                      "disk space or set checkpoint_dir to a disk with room, then run again to "
+                      "resume.") from err
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     pointer_tmp = ckpt_dir / ".latest.tmp"
@@ -253,22 +365,48 @@ def save_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig, step: int, his
     return final
 
 
-def load_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig) -> tuple[int, list]:
-    """Restore the latest checkpoint in ``ckpt_dir`` into ``model``/``optimizer``; returns
-    ``(step, history)``, or ``(0, [])`` when there is none. Refuses a different recipe or model."""
-    path = _latest(Path(ckpt_dir))
-    if path is None:
-        return 0, []
-    try:
-        state = json.loads((path / "trainer_state.json").read_text())
-        from safetensors.torch import load_file
+def _read_checkpoint(path: Path) -> tuple[dict, dict, dict]:
+    state = json.loads((path / "trainer_state.json").read_text())
+    from safetensors.torch import load_file
 
-        weights = load_file(str(path / "model.safetensors"))
-        optim_state = torch.load(path / "optimizer.pt", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"Checkpoint {str(path)!r} is unreadable ({type(err).__name__}); "
-                         "delete that folder to resume from the previous one, or pass a new "
-                         "checkpoint_dir.") from err
+    weights = load_file(str(path / "model.safetensors"))
+    optim_state = torch.load(path / "optimizer.pt", weights_only=True)
+    return state, weights, optim_state
+
+
+def load_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig) -> tuple[int, list]:
+    """Restore the newest intact checkpoint in ``ckpt_dir`` into ``model``/``optimizer``; returns
+    ``(step, history)``, or ``(0, [])`` when there is none. Corrupt ones are skipped with a
+    warning (see above); refuses a different recipe or model."""
+    ckpt_dir = Path(ckpt_dir)
+    skipped = []
+    for path in _step_dirs(ckpt_dir):
+        problem = verify_manifest(path)
+        if problem == f"no {MANIFEST}":  # written before checksums: load, but say so
+            warnings.warn(f"Checkpoint {str(path)!r} has no checksums (written by an older "
+                          "llmup), so it is loaded unverified.", stacklevel=3)
+            problem = None
+        if problem is None:
+            try:
+                state, weights, optim_state = _read_checkpoint(path)
+            except Exception as err:
+                problem = f"unreadable {type(err).__name__}"
+        if problem is not None:
+            skipped.append((path, problem))
+            continue
+        break
+    else:
+        if not skipped:
+            return 0, []
+        path, problem = skipped[0]
+        raise ValueError(f"Checkpoint {str(path)!r} is unreadable ({problem}) and no earlier "
+                         f"intact checkpoint is in {str(ckpt_dir)!r}; delete that folder to "
+                         "start over, or pass a new checkpoint_dir.")
+    if skipped:
+        bad = ", ".join(f"{str(p)!r} ({why})" for p, why in skipped)
+        warnings.warn(f"Skipping corrupt checkpoint {bad}; resuming from the previous intact "
+                      f"one, {str(path)!r}. The corrupt folder is kept and will be overwritten "
+                      "when training passes its step again.", stacklevel=3)
     for key, saved in state["recipe"].items():
         now = cfg.recipe()[key]
         if saved != now:

@@ -1,0 +1,272 @@
+"""The bad-input catalogue (docs/bad_inputs.md), one row per case: each bad value gets an error
+that names the value and says the fix; where saved state is involved, nothing saved changes."""
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import llmup_lib.train as T
+from llmup_lib import corpora, distill, finetune, models, scaling, widgets
+from llmup_lib.evaluate import generate
+from llmup_lib.models import build_model
+from llmup_lib.profiles import get_profile
+from llmup_lib.tokenizer import char_tokenizer, pack_blocks, train_bpe
+from llmup_lib.train import TrainConfig, train
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "bad_inputs.md"
+
+
+class Ctx:
+    """What a row needs: the conftest data, a folder, and a pico model."""
+
+    def __init__(self, tmp_path, char_tok, tiny_blocks, tiny_texts):
+        self.tmp, self.tok, self.blocks, self.texts = tmp_path, char_tok, tiny_blocks, tiny_texts
+
+    def model(self, size="pico"):
+        return build_model(size, self.tok, 32)
+
+    def file(self, name, data: bytes):
+        path = self.tmp / name
+        path.write_bytes(data)
+        return str(path)
+
+
+def _cfg(**kw):
+    base = dict(steps=4, batch_size=8, lr=1e-2, progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _corrupt_model_dir(c):
+    c.model().save_pretrained(c.tmp / "m")
+    w = c.tmp / "m" / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:50])
+    return str(c.tmp / "m")
+
+
+def _bpe_blocks_for_char_model(c):
+    blocks = torch.randint(0, 1000, (16, 33))  # ids of a 1024-token BPE
+    train(c.model(), blocks, None, _cfg())
+
+
+def _adapter_on_other_base(c):
+    path = c.tmp / "adapter"
+    finetune.save_adapter(finetune.lora_model(c.model("pico"), rank=2), path)
+    finetune.load_adapter(c.model("nano"), path)
+
+
+# (id, call, exception, substrings the message must hold: the bad value and the fix)
+ROWS = [
+    ("profile-name", lambda c: get_profile("laptop"), ValueError,
+     ["'laptop'", "choose one of 'cpu', 'gpu'"]),
+    ("model-size", lambda c: build_model("huge", c.tok, 32), ValueError,
+     ["'huge'", "choose one of pico"]),
+    ("model-size-as-path", lambda c: models.load_model("pico"), ValueError,
+     ["'pico' is a family size", "use build_model('pico'"]),
+    ("model-context", lambda c: build_model("pico", c.tok, 0), ValueError,
+     ["context=0", "pass e.g. 128"]),
+    ("model-path-no-config", lambda c: models.load_model(c.tmp), ValueError,
+     ["has no config.json", "pass a folder written by save_pretrained"]),
+    ("model-path-corrupt", lambda c: models.load_model(_corrupt_model_dir(c)), ValueError,
+     ["/m'", "corrupt: re-save it or rebuild it"]),
+    ("model-hub-unreachable", lambda c: models.load_model("EleutherAI/pythia-14m"), ValueError,
+     ["'EleutherAI/pythia-14m'", "connect to the internet or pass the path"]),
+    ("corpus-missing", lambda c: corpora.load_corpus("./no/such.txt"), FileNotFoundError,
+     ["'./no/such.txt'", "check the path"]),
+    ("corpus-empty", lambda c: corpora.load_corpus(c.file("empty.txt", b"  \n")), ValueError,
+     ["empty.txt' is empty", "pass a file with text"]),
+    ("corpus-binary", lambda c: corpora.load_corpus(c.file("x.bin", b"\x00\x01ab" * 9)),
+     ValueError, ["x.bin' looks like a binary file", "pass a plain UTF-8 text file"]),
+    ("corpus-not-utf8", lambda c: corpora.load_corpus(c.file("l1.txt", "café".encode("latin-1"))),
+     ValueError, ["l1.txt' is not valid UTF-8", "re-save it as UTF-8"]),
+    ("corpus-one-document", lambda c: corpora.load_corpus(c.file("one.txt", b"just this.")),
+     ValueError, ["one.txt' holds a single short document", "separate paragraphs"]),
+    ("corpus-hub-unreachable", lambda c: corpora.load_corpus("someone/stories"), ValueError,
+     ["'someone/stories'", "connect to the internet"]),
+    ("corpus-size", lambda c: corpora.load_corpus("general", n_train=-5), ValueError,
+     ["n_train=-5", "pass e.g. n_train=200"]),
+    ("context-longer-than-text", lambda c: pack_blocks(["a cat."], c.tok, 64), ValueError,
+     ["fewer than one block of 65", "use more text or a shorter context"]),
+    ("context-zero", lambda c: pack_blocks(c.texts, c.tok, 0), ValueError,
+     ["context=0", "pass e.g. context=128"]),
+    ("vocab-size", lambda c: train_bpe(c.texts, vocab_size=100), ValueError,
+     ["vocab_size=100", "use at least 261"]),
+    ("char-tokenizer-no-text", lambda c: char_tokenizer([]), ValueError,
+     ["got no text", "pass a non-empty list"]),
+    ("learning-rate", lambda c: _cfg(lr=0), ValueError, ["lr=0", "pass e.g. lr=1e-3"]),
+    ("learning-rate-nan", lambda c: _cfg(lr=float("nan")), ValueError,
+     ["lr=nan", "pass e.g. lr=1e-3"]),
+    ("steps", lambda c: _cfg(steps=0), ValueError, ["steps=0", "pass e.g. steps=100"]),
+    ("steps-fraction", lambda c: _cfg(steps=2.5), ValueError,
+     ["steps=2.5", "positive whole number"]),
+    ("batch-size", lambda c: _cfg(batch_size=0), ValueError,
+     ["batch_size=0", "pass e.g. batch_size=8"]),
+    ("eval-batch-size", lambda c: T.eval_loss(c.model(), c.blocks[1], 0), ValueError,
+     ["batch_size=0", "pass e.g. 16"]),
+    ("blocks-of-another-tokenizer", _bpe_blocks_for_char_model, ValueError,
+     ["vocabulary has only", "tokenize the text with the model's own tokenizer"]),
+    ("no-trainable-parameters",
+     lambda c: train(c.model().requires_grad_(False), c.blocks[0], None, _cfg()), ValueError,
+     ["no trainable parameters", "unfreeze some"]),
+    ("memory-too-small", None, MemoryError,  # patched in the test: 10 kB available
+     ["GB of RAM is available", "use a smaller batch_size or context, or a smaller model"]),
+    ("lora-rank", lambda c: finetune.lora_model(c.model(), rank=0), ValueError,
+     ["rank=0", "try 4 or 8"]),
+    ("lora-alpha", lambda c: finetune.lora_model(c.model(), rank=4, alpha=-1), ValueError,
+     ["alpha=-1", "a common choice is 2 x rank"]),
+    ("lora-targets", lambda c: finetune.lora_model(c.model(), targets=["attn"]), ValueError,
+     ["['attn']", "choose from"]),
+    ("lora-dropout", lambda c: finetune.lora_model(c.model(), dropout=1.0), ValueError,
+     ["dropout=1.0", "[0, 1)"]),
+    ("adapter-other-base", _adapter_on_other_base, ValueError,
+     ["hidden_size=32, not 48", "load it onto the base it was trained from"]),
+    ("freeze-layer", lambda c: finetune.freeze_except(c.model(), [5]), ValueError,
+     ["Layer 5", "pick indices in [-2, 1]"]),
+    ("generate-temperature", lambda c: generate(c.model(), c.tok, "the", 5, temperature=0),
+     ValueError, ["temperature=0", "use greedy=True"]),
+    ("distill-temperature",
+     lambda c: distill.distill(c.model(), c.model(), c.blocks[0], None, _cfg(), temperature=0),
+     ValueError, ["temperature=0", "pass a value > 0"]),
+    ("distill-alpha",
+     lambda c: distill.distill(c.model(), c.model(), c.blocks[0], None, _cfg(), alpha=1.5),
+     ValueError, ["alpha=1.5", "pass a value from 0"]),
+    ("distill-divergence",
+     lambda c: distill.distill(c.model(), c.model(), c.blocks[0], None, _cfg(), divergence="kl"),
+     ValueError, ["divergence='kl'", "choose one of forward, reverse, jsd"]),
+    ("distill-vocabulary",
+     lambda c: distill.distill(c.model(), build_model("pico", char_tokenizer(["xyz"]), 32),
+                               c.blocks[0], None, _cfg()),
+     ValueError, ["logits but the teacher has", "same tokenizer"]),
+    ("compute-budget", lambda c: scaling.compute_optimal(-1, scaling.REFERENCES["chinchilla"]),
+     ValueError, ["got -1", "pass a compute budget in FLOPs"]),
+    ("isoflop-budget", lambda c: scaling.plan_isoflop([0], ["pico"], scaling.SweepRecipe()),
+     ValueError, ["budget 0", "positive number of FLOPs"]),
+    ("scaling-size", lambda c: scaling.parse_shape("giant"), ValueError,
+     ["'giant'", "or a shape like '3x80'"]),
+    ("sweep-table-missing", lambda c: scaling.load_table(c.tmp / "sweep.csv"), FileNotFoundError,
+     ["sweep.csv'", "python -m llmup_lib sweep --out PATH"]),
+    ("widget-sample-temperature-0", lambda c: widgets.sample_text(c.model(), c.tok, "the", 0),
+     ValueError, ["temperature=0", "use greedy=True"]),
+    ("widget-temperature-out-of-range",  # temperature_explorer's function, slider below 0
+     lambda c: distill.softened_distribution(c.model(), c.tok, "the", -1.0), ValueError,
+     ["temperature=-1.0", "pass a value > 0"]),
+    ("widget-lora-rank-out-of-range",  # lora_explorer's function, slider at 0
+     lambda c: finetune.lora_cost(c.model(), rank=0), ValueError, ["rank=0", "try 4 or 8"]),
+]
+
+
+@pytest.fixture
+def ctx(tmp_path, char_tok, tiny_blocks, tiny_texts, monkeypatch):
+    monkeypatch.setattr(models, "hub_unreachable", lambda: True)  # the Hub is unreachable
+    monkeypatch.setattr(corpora, "hub_unreachable", lambda: True)
+    return Ctx(tmp_path, char_tok, tiny_blocks, tiny_texts)
+
+
+@pytest.mark.parametrize("row_id, call, exc, needles", ROWS, ids=[r[0] for r in ROWS])
+def test_bad_input(ctx, monkeypatch, row_id, call, exc, needles):
+    if row_id == "memory-too-small":
+        import llmup_lib.memory as memory
+
+        monkeypatch.setattr(memory, "available_memory", lambda device=None: 10_000)
+        call = lambda c: train(c.model(), c.blocks[0], None, _cfg())  # noqa: E731
+    with pytest.raises(exc) as info:
+        call(ctx)
+    message = str(info.value)
+    for needle in needles:
+        assert needle in message, f"{needle!r} not in {message!r}"
+
+
+# ----------------------------------------------------------------------------- saved state
+
+def _snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def _resume_other_lr(c, ckpt):
+    train(c.model(), c.blocks[0], None, _cfg(lr=2e-2, checkpoint_dir=str(ckpt)))
+
+
+def _resume_other_model(c, ckpt):
+    train(c.model("nano"), c.blocks[0], None, _cfg(checkpoint_dir=str(ckpt)))
+
+
+def _resume_all_corrupt(c, ckpt):
+    weights = next(ckpt.glob("step-*")) / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 1
+    weights.write_bytes(bytes(data))
+    train(c.model(), c.blocks[0], None, _cfg(checkpoint_dir=str(ckpt)))
+
+
+def _resume_too_little_memory(c, ckpt):
+    import llmup_lib.memory as memory
+
+    real = memory.available_memory
+    memory.available_memory = lambda device=None: 10_000
+    try:
+        train(c.model(), c.blocks[0], None, _cfg(checkpoint_dir=str(ckpt)))
+    finally:
+        memory.available_memory = real
+
+
+SAVED_ROWS = [
+    ("resume-other-recipe", _resume_other_lr, ValueError,
+     ["lr=0.01, not 0.02", "use the same recipe to resume, or a new checkpoint_dir"]),
+    ("resume-other-model", _resume_other_model, ValueError,
+     ["hidden_size=32, not 48", "build the same model to resume"]),
+    ("resume-corrupt-checkpoint", _resume_all_corrupt, ValueError,
+     ["model.safetensors fails its SHA-256 checksum", "delete that folder to start over"]),
+    ("resume-too-little-memory", _resume_too_little_memory, MemoryError,
+     ["GB of RAM is available", "smaller batch_size"]),
+]
+
+
+@pytest.mark.parametrize("row_id, call, exc, needles", SAVED_ROWS, ids=[r[0] for r in SAVED_ROWS])
+def test_refused_resume_changes_nothing_saved(ctx, row_id, call, exc, needles):
+    ckpt = ctx.tmp / "ckpt"
+    train(ctx.model(), ctx.blocks[0], None, _cfg(checkpoint_dir=str(ckpt)))
+    before = _snapshot(ckpt)
+    with pytest.raises(exc) as info:
+        call(ctx, ckpt)
+    for needle in needles:
+        assert needle in str(info.value), f"{needle!r} not in {str(info.value)!r}"
+    if row_id != "resume-corrupt-checkpoint":  # (that row changed a byte itself, on purpose)
+        assert _snapshot(ckpt) == before
+    else:
+        assert _snapshot(ckpt).keys() == before.keys()
+
+
+def test_disk_full_while_saving_keeps_previous_checkpoint(ctx, monkeypatch):
+    ckpt = ctx.tmp / "ckpt"
+    cfg = _cfg(steps=8, checkpoint_dir=str(ckpt), checkpoint_every=4)
+    real_save = torch.save
+
+    def full_disk(obj, f, *a, **k):
+        if "step-000008" in str(f):
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f, *a, **k)
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError) as info:
+        train(ctx.model(), ctx.blocks[0], None, cfg)
+    message = str(info.value)
+    assert info.value.errno == 28
+    for needle in ("step-000008'", "no space left on device", "step-000004' is intact",
+                   "Free disk space or set checkpoint_dir to a disk with room"):
+        assert needle in message, f"{needle!r} not in {message!r}"
+    assert sorted(p.name for p in ckpt.iterdir()) == ["latest", "step-000004"]  # no debris
+    monkeypatch.undo()
+
+    # The previous checkpoint is intact and loadable: resuming from it finishes the run.
+    resumed = train(ctx.model(), ctx.blocks[0], None, cfg)
+    assert [r["step"] for r in resumed.history if "train_loss" in r][-1] == 8
+    assert (ckpt / "latest").read_text() == "step-000008"
+
+
+def test_every_row_is_in_the_catalogue():
+    text = DOC.read_text()
+    rows = set(re.findall(r"^\| `([a-z0-9-]+)` \|", text, flags=re.M))
+    ids = {r[0] for r in ROWS + SAVED_ROWS} | {"disk-full-while-saving"}
+    assert ids == rows, f"missing from the doc: {ids - rows}; not tested: {rows - ids}"
