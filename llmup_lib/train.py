@@ -130,7 +130,7 @@ def causal_lm_loss(model, inputs: torch.Tensor, labels: torch.Tensor) -> torch.T
 def check_token_ids(model, inputs: torch.Tensor) -> None:
     """Refuse token ids the model has no embedding for (blocks made with another tokenizer),
     which torch would report as a bare ``IndexError`` deep inside the embedding."""
-    vocab = model.get_input_embeddings().num_embeddings
+    vocab = model.get_input_embeddings().weight.shape[0]  # also through peft's token wrapper
     top = int(inputs.max())
     if top >= vocab or int(inputs.min()) < 0:
         raise ValueError(f"The blocks hold token id {top}, but the model's vocabulary has only "

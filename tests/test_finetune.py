@@ -175,3 +175,13 @@ def test_saved_adapter_records_its_base(pico, tmp_path):
     save_adapter(lora_model(pico, rank=1), tmp_path / "a")
     meta = json.loads((tmp_path / "a" / "llmup_base.json").read_text())
     assert meta["base_config"]["hidden_size"] == pico.config.hidden_size
+
+
+def test_lora_with_trainable_tokens_trains(pico, tiny_blocks):
+    adapted = lora_model(pico, rank=2, targets="all-linear", trainable_tokens=[1, 2, 3])
+    before = adapted.get_input_embeddings().weight.detach().clone()
+    result = train(adapted, tiny_blocks[0], tiny_blocks[1],
+                   TrainConfig(steps=4, batch_size=4, lr=1e-2, progress=False))
+    after = result.model.get_input_embeddings().weight.detach()
+    assert not torch.equal(before[1:4], after[1:4])  # the chosen token rows learned
+    assert torch.equal(before[4:], after[4:])  # no other row moved
