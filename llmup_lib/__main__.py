@@ -1,4 +1,4 @@
-"""Command line: ``python -m llmup_lib {info,build-tokenizer,build-base,sweep}``."""
+"""Command line: ``python -m llmup_lib {info,build-tokenizer,build-base,sweep,run-all}``."""
 
 from __future__ import annotations
 
@@ -27,6 +27,17 @@ def main(argv: list[str] | None = None) -> None:
     sweep.add_argument("--batch-size", type=int, default=None)
     sweep.add_argument("--no-cache", action="store_true", help="retrain cached points")
     sweep.add_argument("--out", default="sweep.csv", help="table to write (.csv or .json)")
+    runall = sub.add_parser("run-all", help="execute every notebook headless, one fresh kernel "
+                            "each, and print a table of status, time, peak memory and key result")
+    runall.add_argument("--out", default="executed", help="folder for the executed copies")
+    runall.add_argument("--only", default=None,
+                        help="comma-separated notebook numbers or names, e.g. 02,03")
+    runall.add_argument("--profile", default=None,
+                        help="LLMUP_PROFILE for the kernels: cpu (default) or gpu")
+    runall.add_argument("--timeout", type=float, default=1800,
+                        help="wall-clock limit per notebook in seconds (default 1800)")
+    runall.add_argument("--notebooks", default=None,
+                        help="notebook folder (default: the suite's notebooks/)")
     args = parser.parse_args(argv)
 
     if args.command == "info":
@@ -50,6 +61,19 @@ def main(argv: list[str] | None = None) -> None:
               f"({result.tokens_per_second:,.0f} tokens/s, val loss {result.final_val_loss:.4f})")
     elif args.command == "sweep":
         _sweep(args)
+    elif args.command == "run-all":
+        from . import runall
+
+        try:
+            if args.profile is not None:
+                from .profiles import get_profile
+
+                get_profile(args.profile)  # an unknown name fails here, with the valid ones
+            code = runall.main(args)
+        except (FileNotFoundError, ValueError) as err:
+            raise SystemExit(f"error: {err}") from None
+        print(f"llmup {__version__}")
+        raise SystemExit(code)
     print(f"llmup {__version__}")
 
 
