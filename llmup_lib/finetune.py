@@ -322,12 +322,11 @@ def prepared_base(profile, tokenizer):
 
 def domain_model(profile, tokenizer, progress: bool = True):
     """The base model fully fine-tuned on clinic notes (notebook 02's recipe), cached on disk
-    so notebooks 04 and 07 can start from it; trained (about 15 s on 2 cores) when missing."""
+    (with checksums) so notebook 07 and 04's exercise can start from it; trained (about 15 s on
+    2 cores) when missing or corrupt."""
     from .base import cache_dir
     from .models import load_model
-    from .train import train
-
-    from .train import verify_manifest, write_manifest
+    from .train import train, verify_manifest, write_manifest
 
     path = cache_dir() / "domain" / profile.name
     if (path / "config.json").exists():
