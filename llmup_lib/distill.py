@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .evaluate import generation_times
 from .train import TrainConfig, TrainResult, batch_indices, eval_loss, lr_at, make_optimizer, \
     split_blocks
 
@@ -478,17 +479,8 @@ def generation_throughput(model, tokenizer, batch_size: int = 32, new_tokens: in
 
     The fastest of ``repeats`` runs is reported (after one warm-up), as ``timeit`` advises: on a
     shared machine the slower runs measure the other processes, not the model."""
-    device = next(model.parameters()).device
-    ids = torch.full((batch_size, 1), tokenizer.eos_token_id, device=device)
-    model.eval()
-    times = []
-    for _ in range(repeats + 1):  # the first run warms up
-        t0 = time.perf_counter()
-        model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
-                       min_new_tokens=new_tokens, do_sample=False,
-                       pad_token_id=tokenizer.pad_token_id)
-        times.append(time.perf_counter() - t0)
-    best = min(times[1:])
+    times = generation_times(model, tokenizer, batch_size, new_tokens, repeats)
+    best = min(times)
     return {"tokens_per_second": batch_size * new_tokens / best,
             "ms_per_step": 1000 * best / new_tokens}
 

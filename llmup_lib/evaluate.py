@@ -123,19 +123,27 @@ def exact_match(model, tokenizer, questions: list[str], answers: list[str], prom
 
 
 @torch.no_grad()
-def generation_speed(model, tokenizer, new_tokens: int = 64, repeats: int = 3) -> dict:
-    """Greedy decoding speed with the KV cache, batch 1: median tokens/s and ms per token."""
+def generation_times(model, tokenizer, batch_size: int = 1, new_tokens: int = 64,
+                     repeats: int = 3) -> list[float]:
+    """Seconds for greedy decoding of ``new_tokens`` for ``batch_size`` sequences at once, with
+    the KV cache: ``repeats`` timed runs after one warm-up run."""
     device = next(model.parameters()).device
-    ids = torch.tensor([[tokenizer.eos_token_id]], device=device)
+    ids = torch.full((batch_size, 1), tokenizer.eos_token_id, device=device)
     model.eval()
     times = []
-    for _ in range(repeats + 1):  # the first run warms up
+    for _ in range(repeats + 1):
         t0 = time.perf_counter()
         model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
                        min_new_tokens=new_tokens, do_sample=False,
                        pad_token_id=tokenizer.pad_token_id)
         times.append(time.perf_counter() - t0)
-    median = sorted(times[1:])[len(times[1:]) // 2]
+    return times[1:]  # the first run warms up
+
+
+def generation_speed(model, tokenizer, new_tokens: int = 64, repeats: int = 3) -> dict:
+    """Greedy decoding speed with the KV cache, batch 1: median tokens/s and ms per token."""
+    times = sorted(generation_times(model, tokenizer, 1, new_tokens, repeats))
+    median = times[len(times) // 2]
     return {"tokens_per_second": new_tokens / median, "ms_per_token": 1000 * median / new_tokens}
 
 
