@@ -12,6 +12,7 @@ begins exactly as the base model and trains ``r · (d_in + d_out)`` numbers inst
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -148,6 +149,15 @@ def lora_update(weight: torch.Tensor, A: torch.Tensor, B: torch.Tensor, alpha: f
     return weight + (alpha / rank) * B @ A
 
 
+@contextlib.contextmanager
+def _quiet_peft():
+    """peft 0.21 calls ``is_gradient_checkpointing``, deprecated in transformers 5: silence that
+    FutureWarning where the suite calls peft, so notebooks do not print it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
 def lora_config(rank: int = 8, alpha: float | None = None, dropout: float = 0.0,
                 targets=("q_proj", "v_proj"), trainable_tokens=None) -> LoraConfig:
     """A checked ``peft.LoraConfig``; ``alpha`` defaults to ``2·rank`` (scale 2, as is common)."""
@@ -181,8 +191,7 @@ def lora_model(model, rank: int = 8, alpha: float | None = None, dropout: float 
             raise ValueError(f"LoRA target(s) {sorted(missing)} match no module of this model; "
                              f"choose from {available} or use 'all-linear'.")
     torch.manual_seed(seed)  # A's random init
-    with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5
-        warnings.simplefilter("ignore", FutureWarning)
+    with _quiet_peft():
         peft_model = get_peft_model(copy.deepcopy(model), config)
     if trainable_parameters(peft_model)["trainable"] == 0:
         raise ValueError(f"LoRA with targets={targets!r} left nothing trainable; choose targets "
@@ -225,7 +234,8 @@ def load_adapter(base_model, path) -> PeftModel:
                 raise ValueError(f"The adapter in {str(path)!r} was trained on a base with {key}="
                                  f"{value}, not {now.get(key)}; load it onto the base it was "
                                  "trained from.")
-    return PeftModel.from_pretrained(copy.deepcopy(base_model), str(path))
+    with _quiet_peft():
+        return PeftModel.from_pretrained(copy.deepcopy(base_model), str(path))
 
 
 def merge_adapter(peft_model: PeftModel):
