@@ -28,9 +28,9 @@ def lora_explorer(model, trainable_tokens=None):
     """Pick rank, alpha and targets; see trainable parameters and optimizer memory update."""
     import ipywidgets as w
 
-    from .finetune import ALL_LINEAR, full_finetune_model, lora_cost, trainable_parameters
+    from .finetune import ALL_LINEAR, lora_cost, trainable_parameters
 
-    full = trainable_parameters(full_finetune_model(model))["trainable"]
+    full = trainable_parameters(model)["total"]  # what full fine-tuning would train
     choices = {"all linear layers": ALL_LINEAR, "attention q, v": ("q_proj", "v_proj"),
                "attention q, k, v, o": ("q_proj", "k_proj", "v_proj", "o_proj"),
                "MLP only": ("gate_proj", "up_proj", "down_proj")}
