@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 KEY_PREFIX = "KEY RESULT:"
@@ -156,6 +157,8 @@ def run_notebook(path: Path, out_dir: Path, timeout: float = 1800, profile: str 
         client.reset_execution_trackers()
         with client.setup_kernel(env=env, cwd=str(path.parent)):
             meter = _PeakRSS(_kernel_pid(client))
+            for channel in (client.kc.shell_channel, client.kc.iopub_channel):
+                channel.get_msg = _sliced(channel.get_msg)
             try:
                 info = client.wait_for_reply(client.kc.kernel_info())
                 if info is not None and "language_info" in info["content"]:
@@ -188,6 +191,27 @@ def _describe_failure(err: Exception, timeout: float) -> str:
     if name == "DeadKernelError":
         return "the kernel died (out of memory?)"
     return _first_error_line(err)
+
+
+def _sliced(get_msg, slice_s: float = 0.5):
+    """``get_msg`` that polls in ``slice_s`` slices up to the caller's timeout.
+
+    Why: with ipywidgets, nbclient sometimes does not see a cell's ``execute_reply`` until the
+    whole wait times out (jupyter/nbclient#312, open): a run-all stalled for exactly its cell
+    timeout after a widget cell, and a stress notebook of 40 widget cells stalled twice for
+    120 s out of 244 s. A fresh poll finds the waiting message at once: 5-6 s in all, measured.
+    """
+    async def get(timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = slice_s if deadline is None else max(0.0, min(slice_s,
+                                                                 deadline - time.monotonic()))
+            try:
+                return await get_msg(timeout=wait)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+    return get
 
 
 def _kernel_name(nb) -> str:

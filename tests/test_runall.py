@@ -106,3 +106,20 @@ def test_a_notebook_past_its_timeout_fails_and_the_run_goes_on(tmp_path):
     assert run.status == "failed: timeout: the notebook ran past 4 s"
     assert run.seconds < 20  # stopped at the limit, not after the sleep
     assert (tmp_path / "out" / "03_slow.ipynb").exists()
+
+
+def test_widget_cells_do_not_stall_the_run(tmp_path):
+    # nbclient#312: after a widget cell the execute_reply can go unseen until the cell's timeout.
+    # Unpatched, 40 such cells stalled twice for the full 120 s (measured); each cell here would
+    # stall for the notebook's whole 60 s, so one stall fails the run.
+    from llmup_lib.runall import run_notebook
+
+    code = nbformat.v4.new_code_cell
+    cells = [code("import ipywidgets as w")]
+    cells += [code(f"w.interactive(lambda x: print(2 * x), x=w.IntSlider(value={i}))")
+              for i in range(60)]
+    path = tmp_path / "04_widgets.ipynb"
+    _notebook(path, cells)
+    run = run_notebook(path, tmp_path / "out", timeout=60)
+    assert run.ok, run.status
+    assert run.seconds < 45
