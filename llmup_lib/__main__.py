@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> None:
                        help="training tokens per size (default: the notebook's family sweep)")
     sweep.add_argument("--flops", default=None,
                        help="comma-separated IsoFLOP budgets (6·N·D); each size gets D = C/(6N)")
+    sweep.add_argument("--min-steps", type=int, default=20,
+                       help="with --flops: skip sizes a budget gives fewer steps (default 20)")
+    sweep.add_argument("--max-steps", type=int, default=None,
+                       help="with --flops: skip sizes a budget gives more steps")
     sweep.add_argument("--context", type=int, default=None)
     sweep.add_argument("--batch-size", type=int, default=None)
     sweep.add_argument("--no-cache", action="store_true", help="retrain cached points")
@@ -89,7 +93,7 @@ def _sweep(args) -> None:
     names = list(size_grid(args.sizes))
     if args.flops:
         budgets = [float(c) for c in args.flops.split(",")]
-        points = plan_isoflop(budgets, names, recipe)
+        points = plan_isoflop(budgets, names, recipe, args.min_steps, args.max_steps)
     else:
         tokens = int(args.tokens or FAMILY_TOKENS)
         points = [{"size": n, "tokens": tokens} for n in names]

@@ -102,8 +102,10 @@ def test_isoflop_optimum_finds_the_parabola_vertex():
     assert opt["n_opt"] == pytest.approx(1e5, rel=1e-6) and opt["interior"]
     edge = isoflop_optimum(n, 0.8 + 0.05 * (np.log(n) - math.log(3e6)) ** 2)
     assert not edge["interior"]
-    with pytest.raises(ValueError, match="3 points cannot determine 3"):
-        isoflop_optimum(n[:3], loss[:3])
+    exact = isoflop_optimum(n[1:4], loss[1:4])  # three points: the parabola through them
+    assert exact["n_opt"] == pytest.approx(1e5, rel=1e-6)
+    with pytest.raises(ValueError, match="2 runs cannot place a parabola"):
+        isoflop_optimum(n[:2], loss[:2])
 
 
 def test_frontier_exponent_and_compute_optimal_are_consistent():
@@ -193,3 +195,30 @@ def test_sweep_command_writes_a_table(monkeypatch, tmp_path):
           "--out", str(out)])
     rows = load_table(out)
     assert rows[0]["size"] == "2x16" and rows[0]["tokens"] == 4096
+
+
+def test_the_cache_key_includes_the_training_pool(monkeypatch, tmp_path, tiny_blocks, char_tok):
+    # batches are permutations of the pool, so a run on a bigger pool is a different run
+    monkeypatch.setenv("LLMUP_CACHE", str(tmp_path / "cache"))
+    rec = SweepRecipe(context=32, batch_size=4, lr_ref=1e-2, width_ref=32, eval_blocks=8)
+    train_blocks, val_blocks = tiny_blocks
+    point = [{"size": "2x16", "tokens": 32 * 4 * 5}]
+    whole = run_sweep(point, rec, data=(char_tok, train_blocks, val_blocks), log=None)[0]
+    half = run_sweep(point, rec, data=(char_tok, train_blocks[: len(train_blocks) // 2],
+                                       val_blocks), log=None)[0]
+    assert len(list((tmp_path / "cache" / "scaling").glob("*.json"))) == 2
+    assert whole["val_loss"] != half["val_loss"]
+
+
+def test_shipped_tables_follow_the_recipe():
+    recipe = SweepRecipe()
+    family = load_table(S.shipped_table("family"))
+    assert [r["size"] for r in family if r["size"] in S.SCALING_GRID] == list(S.SCALING_GRID)
+    for r in family:
+        assert r["tokens"] == S.FAMILY_TOKENS and r["lr"] == pytest.approx(recipe.lr(r["width"]))
+        assert r["params"] == non_embedding_params(S.parse_shape(r["size"]))
+    iso = load_table(S.shipped_table("isoflop"))
+    for r in iso:
+        assert 6 * r["params"] * r["tokens"] == pytest.approx(r["budget"], rel=0.02)
+    with pytest.raises(FileNotFoundError, match="data/scaling/README.md"):
+        S.shipped_table("nope")
