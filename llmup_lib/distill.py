@@ -210,6 +210,22 @@ def teacher_vocab(teacher) -> int:
 
 
 # ----------------------------------------------------------------------------- training
+def check_distill_fits(student, batch_size: int, context: int, device=None) -> dict:
+    """``train()``'s memory guard for a distillation step: the student's training memory plus
+    the teacher's side of the loss, its logits and their softmax for one batch (the teacher's
+    weights are already loaded, and a ``TeacherCache`` is already in memory). Raises
+    ``MemoryError`` when that cannot fit; returns the estimate."""
+    from .memory import check_fits, estimate_training_memory
+
+    estimate = estimate_training_memory(student, batch_size, context)
+    vocab = student.get_output_embeddings().weight.shape[0]
+    teacher_side = 2 * batch_size * context * vocab * 4  # fp32 logits + softmax
+    estimate["activations"] += teacher_side
+    estimate["total"] += teacher_side
+    check_fits(estimate, device=device, weights_loaded=True)
+    return estimate
+
+
 def distill(student, teacher, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
             alpha: float = 1.0, temperature: float = 1.0, divergence: str = "forward",
             beta: float = 0.5, **overrides) -> TrainResult:
@@ -233,6 +249,9 @@ def distill(student, teacher, train_blocks, val_blocks=None, cfg: TrainConfig | 
     if not isinstance(teacher, TeacherCache):
         teacher.eval()  # the teacher never trains: no dropout, no gradients
     device = next(student.parameters()).device
+
+    if cfg.memory_check:
+        check_distill_fits(student, cfg.batch_size, inputs.shape[1], device)
 
     torch.manual_seed(cfg.seed)
     optimizer = make_optimizer(student, cfg)

@@ -102,3 +102,20 @@ def test_available_memory_is_known_here():
     assert free is None or free > 0
     if torch.cuda.is_available():
         assert memory.available_memory("cuda") > 0
+
+
+def test_distill_refuses_before_the_first_step(monkeypatch, char_tok, tiny_blocks):
+    from llmup_lib.distill import check_distill_fits, distill
+
+    student = build_model("pico", char_tok, 32)
+    teacher = build_model("nano", char_tok, 32)
+    est = check_distill_fits(student, 8, 32)  # fits here; the teacher's logits are counted
+    assert est["activations"] > estimate_training_memory(student, 8, 32)["activations"]
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: 10_000)
+    before = [p.detach().clone() for p in student.parameters()]
+    cfg = TrainConfig(steps=3, batch_size=8, lr=1e-2, progress=False)
+    with pytest.raises(MemoryError, match=r"of RAM is available; use a smaller batch_size"):
+        distill(student, teacher, tiny_blocks[0], cfg=cfg)
+    assert all(torch.equal(p, q) for p, q in zip(before, student.parameters()))
+    cfg.memory_check = False
+    assert distill(student, teacher, tiny_blocks[0], cfg=cfg).history
