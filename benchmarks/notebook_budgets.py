@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import shutil
 import sys
-import time
+import tempfile
 from pathlib import Path
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -22,22 +22,21 @@ BUDGET_S, BUDGET_MB = 180, 1536
 
 
 def run(notebook: Path, save: bool) -> tuple[float, float]:
-    """Execute ``notebook`` in a child process; return (seconds, peak RSS in MB of the largest
-    process it started, the kernel)."""
-    out = ["--inplace"] if save else ["--output-dir", "/tmp", "--output", f"budget-{notebook.stem}"]
-    cmd = [sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute",
-           "--ExecutePreprocessor.timeout=900", *out, str(notebook)]
-    # A wrapper process per notebook, so its RUSAGE_CHILDREN peak is this notebook's alone.
-    wrapper = ("import resource, subprocess, sys; "
-               "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
-               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", wrapper, *cmd], check=True, capture_output=True,
-                          text=True, cwd=notebook.parent)
-    seconds = time.perf_counter() - t0
-    if save:
-        strip_widget_state(notebook)
-    return seconds, int(done.stdout.split()[-1]) / 1024
+    """Execute ``notebook`` in a fresh kernel; return (seconds, the kernel's peak RSS in MB).
+
+    Through ``llmup_lib.runall.run_notebook``: nbconvert's executor can stall for its whole
+    timeout after a widget cell (jupyter/nbclient#312), which run_notebook works around."""
+    sys.path.insert(0, str(NOTEBOOKS.parent))
+    from llmup_lib.runall import run_notebook
+
+    with tempfile.TemporaryDirectory() as out:
+        result = run_notebook(notebook, Path(out), timeout=900)
+        if not result.ok:
+            raise SystemExit(f"{notebook.name}: {result.status}")
+        if save:
+            shutil.copyfile(Path(out) / notebook.name, notebook)
+            strip_widget_state(notebook)
+    return result.seconds, result.peak_mb
 
 
 def strip_widget_state(notebook: Path) -> None:
