@@ -369,9 +369,21 @@ def _read_checkpoint(path: Path) -> tuple[dict, dict, dict]:
     state = json.loads((path / "trainer_state.json").read_text())
     from safetensors.torch import load_file
 
-    weights = load_file(str(path / "model.safetensors"))
+    # a PEFT model's save_pretrained writes only its adapter (the frozen base is rebuilt)
+    weights_file = path / "model.safetensors"
+    if not weights_file.exists() and (path / "adapter_model.safetensors").exists():
+        weights_file = path / "adapter_model.safetensors"
+    weights = load_file(str(weights_file))
     optim_state = torch.load(path / "optimizer.pt", weights_only=True)
     return state, weights, optim_state
+
+
+def _is_peft(model) -> bool:
+    try:
+        from peft import PeftModel
+    except ImportError:
+        return False
+    return isinstance(model, PeftModel)
 
 
 def load_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig) -> tuple[int, list]:
@@ -419,7 +431,12 @@ def load_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig) -> tuple[int, 
             raise ValueError(f"Checkpoint {str(path)!r} holds a model with {key}="
                              f"{state['model_config'].get(key)}, not {now_config.get(key)}; "
                              "build the same model to resume, or use a new checkpoint_dir.")
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if _is_peft(model):
+        from peft import set_peft_model_state_dict
+
+        missing, unexpected = [], set_peft_model_state_dict(model, weights).unexpected_keys
+    else:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
     if unexpected or [k for k in missing if "lm_head" not in k]:  # a tied head is not saved
         raise ValueError(f"Checkpoint {str(path)!r} does not fit this model (missing {missing[:3]}"
                          f", unexpected {unexpected[:3]}); use a new checkpoint_dir.")

@@ -206,3 +206,24 @@ def test_corrupt_domain_model_cache_is_rebuilt(tmp_path, monkeypatch, char_tok, 
         model = ft.domain_model(profile, char_tok, progress=False)
     assert len(calls) == 2 and verify_manifest(path) is None
     assert model.config.hidden_size == 32
+
+
+def test_a_lora_run_resumes_exactly(tmp_path, char_tok, tiny_blocks):
+    # A PEFT checkpoint holds the adapter only (adapter_model.safetensors); resuming loads it
+    # into a fresh LoRA model on the same base and must continue the run exactly.
+    from llmup_lib.finetune import lora_model
+
+    train_b, val_b = tiny_blocks
+
+    def fresh():
+        return lora_model(build_model("pico", char_tok, 32, seed=0), rank=2)
+
+    reference = train(fresh(), train_b, val_b, _cfg())
+    cfg = _cfg(checkpoint_dir=str(tmp_path))
+    train(fresh(), train_b, val_b, cfg)
+    latest = tmp_path / "step-000030" / "adapter_model.safetensors"
+    assert latest.exists() and not (tmp_path / "step-000030" / "model.safetensors").exists()
+    _damage(latest, "truncate")  # the run resumes from step 20 and redoes the last 10 steps
+    with pytest.warns(UserWarning, match=r"previous intact one, '.*step-000020'"):
+        resumed = train(fresh(), train_b, val_b, cfg)
+    _assert_same_run(resumed.model.state_dict(), resumed.history, reference)
