@@ -217,7 +217,8 @@ def test_shipped_tables_follow_the_recipe():
     for r in family:
         assert r["tokens"] == S.FAMILY_TOKENS and r["lr"] == pytest.approx(recipe.lr(r["width"]))
         assert r["params"] == non_embedding_params(S.parse_shape(r["size"]))
-    iso = load_table(S.shipped_table("isoflop"))
+    iso = load_table(S.shipped_table("isoflop")) + load_table(S.shipped_table("isoflop_2e12"))
+    assert len({r["budget"] for r in iso}) == 4
     for r in iso:
         assert 6 * r["params"] * r["tokens"] == pytest.approx(r["budget"], rel=0.02)
     with pytest.raises(FileNotFoundError, match="data/scaling/README.md"):
