@@ -9,6 +9,7 @@ from . import __version__
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m llmup_lib", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"llmup {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="print the environment check of notebook 00")
     sub.add_parser("build-tokenizer", help="retrain the shipped BPE tokenizer in data/tokenizer")
@@ -76,9 +77,7 @@ def main(argv: list[str] | None = None) -> None:
             code = runall.main(args)
         except (FileNotFoundError, ValueError) as err:
             raise SystemExit(f"error: {err}") from None
-        print(f"llmup {__version__}")
         raise SystemExit(code)
-    print(f"llmup {__version__}")
 
 
 def _sweep(args) -> None:

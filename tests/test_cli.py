@@ -27,3 +27,11 @@ def test_missing_shipped_base_names_the_rebuild_command(monkeypatch, tmp_path):
     monkeypatch.setattr(B, "DATA_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match="build-base"):
         load_base_model(get_profile("cpu"))
+
+
+def test_version_flag_and_no_stray_version_line(capsys, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.startswith("llmup ")
+    main(["info"])
+    assert "llmup 0" not in capsys.readouterr().out.splitlines()[-1]
