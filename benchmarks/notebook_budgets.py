@@ -18,6 +18,9 @@ import tempfile
 from pathlib import Path
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+sys.path.insert(0, str(NOTEBOOKS.parent))  # llmup_lib from this checkout
+
+from llmup_lib.runall import run_notebook  # noqa: E402
 BUDGET_S, BUDGET_MB = 180, 1536
 
 
@@ -26,9 +29,6 @@ def run(notebook: Path, save: bool) -> tuple[float, float]:
 
     Through ``llmup_lib.runall.run_notebook``: nbconvert's executor can stall for its whole
     timeout after a widget cell (jupyter/nbclient#312), which run_notebook works around."""
-    sys.path.insert(0, str(NOTEBOOKS.parent))
-    from llmup_lib.runall import run_notebook
-
     with tempfile.TemporaryDirectory() as out:
         result = run_notebook(notebook, Path(out), timeout=900)
         if not result.ok:
