@@ -83,6 +83,19 @@ def _mean(per_token: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return (per_token * mask).sum() / mask.sum().clamp(min=1)
 
 
+def _tempered_log_probs(student_logits, teacher_logits, temperature):
+    """``(T, log q_T, log p_T)``: the checked temperature and both log-softmaxes at it, in fp32."""
+    T = check_temperature(temperature)
+    _check_pair(student_logits, teacher_logits)
+    return (T, F.log_softmax(student_logits.float() / T, dim=-1),
+            F.log_softmax(teacher_logits.float() / T, dim=-1))
+
+
+def _kl(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
+    """``KL(a ‖ b)`` per position, from log-probabilities, summed over the vocabulary."""
+    return (log_a.exp() * (log_a - log_b)).sum(-1)
+
+
 # ----------------------------------------------------------------------------- the losses
 def soften(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """``softmax(logits / T)``: the softened distribution the student is asked to match."""
@@ -92,23 +105,15 @@ def soften(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
 def forward_kl(student_logits, teacher_logits, temperature: float = 1.0, mask=None):
     """``T² · KL(p_T ‖ q_T)``, summed over the vocabulary, averaged over positions (where
     ``mask`` is true). Zero when the student's logits equal the teacher's."""
-    T = check_temperature(temperature)
-    _check_pair(student_logits, teacher_logits)
-    log_q = F.log_softmax(student_logits.float() / T, dim=-1)
-    log_p = F.log_softmax(teacher_logits.float() / T, dim=-1)
-    per_token = (log_p.exp() * (log_p - log_q)).sum(-1)
-    return T * T * _mean(per_token, mask)
+    T, log_q, log_p = _tempered_log_probs(student_logits, teacher_logits, temperature)
+    return T * T * _mean(_kl(log_p, log_q), mask)
 
 
 def reverse_kl(student_logits, teacher_logits, temperature: float = 1.0, mask=None):
     """``T² · KL(q_T ‖ p_T)``: the student's own distribution weighs the log-ratio, so mass the
     student puts where the teacher has none is what costs most (mode-seeking)."""
-    T = check_temperature(temperature)
-    _check_pair(student_logits, teacher_logits)
-    log_q = F.log_softmax(student_logits.float() / T, dim=-1)
-    log_p = F.log_softmax(teacher_logits.float() / T, dim=-1)
-    per_token = (log_q.exp() * (log_q - log_p)).sum(-1)
-    return T * T * _mean(per_token, mask)
+    T, log_q, log_p = _tempered_log_probs(student_logits, teacher_logits, temperature)
+    return T * T * _mean(_kl(log_q, log_p), mask)
 
 
 def jsd(student_logits, teacher_logits, temperature: float = 1.0, beta: float = 0.5, mask=None):
@@ -119,13 +124,9 @@ def jsd(student_logits, teacher_logits, temperature: float = 1.0, beta: float = 
     if not isinstance(beta, (int, float)) or not 0 < beta < 1:
         raise ValueError(f"beta={beta!r} must lie strictly between 0 and 1 (0.5 is the "
                          "symmetric Jensen-Shannon divergence); pass e.g. 0.5.")
-    _check_pair(student_logits, teacher_logits)
-    log_q = F.log_softmax(student_logits.float() / T, dim=-1)
-    log_p = F.log_softmax(teacher_logits.float() / T, dim=-1)
+    _, log_q, log_p = _tempered_log_probs(student_logits, teacher_logits, T)
     log_m = torch.logsumexp(torch.stack([log_p + math.log(beta), log_q + math.log(1 - beta)]), 0)
-    kl_pm = (log_p.exp() * (log_p - log_m)).sum(-1)
-    kl_qm = (log_q.exp() * (log_q - log_m)).sum(-1)
-    return T * T * _mean(beta * kl_pm + (1 - beta) * kl_qm, mask)
+    return T * T * _mean(beta * _kl(log_p, log_m) + (1 - beta) * _kl(log_q, log_m), mask)
 
 
 def divergence_fn(name: str):
