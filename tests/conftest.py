@@ -1,17 +1,13 @@
-import random
-
 import pytest
 import torch
 
-from llmup_lib.tokenizer import char_tokenizer, pack_blocks
-
-WORDS = "the cat sat on a mat and a dog ran to the park with a red ball".split()
+import tiny_data  # tests/tiny_data.py, shared with the subprocess driver scripts
+from llmup_lib.tokenizer import char_tokenizer
 
 
 @pytest.fixture(scope="session")
 def tiny_texts():
-    rng = random.Random(0)
-    return [" ".join(rng.choice(WORDS) for _ in range(40)) + "." for _ in range(120)]
+    return tiny_data.tiny_texts()
 
 
 @pytest.fixture(scope="session")
@@ -21,8 +17,7 @@ def char_tok(tiny_texts):
 
 @pytest.fixture(scope="session")
 def tiny_blocks(tiny_texts, char_tok):
-    blocks = pack_blocks(tiny_texts, char_tok, 32)
-    return blocks[:-16], blocks[-16:]
+    return tiny_data.tiny_blocks(tiny_texts, char_tok)
 
 
 @pytest.fixture(autouse=True)

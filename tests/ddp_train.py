@@ -1,22 +1,16 @@
 """Trained by tests/test_train.py under torchrun with 1 or 2 CPU processes (gloo)."""
 
 import json
-import random
 import sys
 
 import torch
 from accelerate import Accelerator
 
 from llmup_lib.models import build_model
-from llmup_lib.tokenizer import char_tokenizer, pack_blocks
 from llmup_lib.train import TrainConfig, eval_loss, train
+from tiny_data import tiny_data  # tests/, on the path as this script's folder
 
-rng = random.Random(0)
-words = "the cat sat on a mat and a dog ran to the park with a red ball".split()
-texts = [" ".join(rng.choice(words) for _ in range(40)) + "." for _ in range(120)]
-tok = char_tokenizer(texts)
-blocks = pack_blocks(texts, tok, 32)
-train_b, val_b = blocks[:-16], blocks[-16:]
+_, tok, train_b, val_b = tiny_data()  # the conftest fixtures' data
 
 accelerator = Accelerator(cpu=True)
 model = build_model("pico", tok, 32, seed=0)

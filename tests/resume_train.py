@@ -10,7 +10,6 @@ saves the final weights, the loss history and the step it resumed from in ``OUT.
 """
 
 import os
-import random
 import signal
 import sys
 from pathlib import Path
@@ -19,18 +18,12 @@ import torch
 
 import llmup_lib.train as T
 from llmup_lib.models import build_model
-from llmup_lib.tokenizer import char_tokenizer, pack_blocks
+from tiny_data import tiny_data  # tests/, on the path as this script's folder
 
 torch.set_num_threads(1)
 ckpt_dir, out = sys.argv[1], Path(sys.argv[2])
 
-# The conftest fixtures' data (tiny_texts, char_tok, tiny_blocks), rebuilt here.
-rng = random.Random(0)
-words = "the cat sat on a mat and a dog ran to the park with a red ball".split()
-texts = [" ".join(rng.choice(words) for _ in range(40)) + "." for _ in range(120)]
-tok = char_tokenizer(texts)
-blocks = pack_blocks(texts, tok, 32)
-train_b, val_b = blocks[:-16], blocks[-16:]
+_, tok, train_b, val_b = tiny_data()  # the conftest fixtures' data
 
 pause = int(os.environ.get("LLMUP_TEST_PAUSE_AT_STEP", "0"))
 if pause:
