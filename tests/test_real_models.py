@@ -102,25 +102,18 @@ def _one_sentence(message: str) -> bool:
     return message.endswith(".") and ". " not in message and "\n" not in message
 
 
-def test_a_hub_model_name_offline_fails_fast_and_clearly(offline):
+@pytest.mark.parametrize("load, name, why, fix", [
+    (load_model, "EleutherAI/pythia-14m", "unreachable", "save_pretrained"),  # a local folder
+    (load_corpus, "roneneldan/TinyStories", "offline", "save_to_disk"),  # a local dataset
+], ids=["model", "dataset"])
+def test_a_hub_name_offline_fails_fast_and_clearly(offline, load, name, why, fix):
     t0 = time.perf_counter()
     with pytest.raises(ValueError) as err:
-        load_model("EleutherAI/pythia-14m")
+        load(name)
     assert time.perf_counter() - t0 < 2
     message = str(err.value)
-    assert "'EleutherAI/pythia-14m'" in message and "unreachable" in message
-    assert "save_pretrained" in message  # the fix: a local folder
-    assert _one_sentence(message), message
-
-
-def test_a_hub_dataset_offline_fails_fast_and_clearly(offline):
-    t0 = time.perf_counter()
-    with pytest.raises(ValueError) as err:
-        load_corpus("roneneldan/TinyStories")
-    assert time.perf_counter() - t0 < 2
-    message = str(err.value)
-    assert "'roneneldan/TinyStories'" in message and "offline" in message
-    assert "save_to_disk" in message  # the fix: a local file or saved dataset
+    assert repr(name) in message and why in message
+    assert fix in message  # the fix the message names
     assert _one_sentence(message), message
 
 
