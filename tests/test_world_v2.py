@@ -1,0 +1,198 @@
+"""World v2: unambiguous text and exact log-probabilities at thousands of people, the Zipf tail,
+facts in four phrasings, a shared vocabulary, lean generation and the predicted exponents."""
+
+import math
+import re
+import time
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from llmup_lib import world_v2 as W
+
+
+@pytest.fixture(scope="module")
+def world():
+    return W.make_world_v2(seed=0, n_people=2000, zipf_exponent=1.3)
+
+
+@pytest.fixture(scope="module")
+def docs(world):
+    return {kind: W.generate(world, kind, 3000, seed=1) for kind in ("general", "domain")}
+
+
+@pytest.mark.parametrize("kind", ["general", "domain"])
+def test_parse_recovers_choices_and_logprob(world, docs, kind):
+    for d in docs[kind][:400]:
+        back = W.parse_text(world, d.text, kind)
+        assert back.choices == d.choices
+        assert back.logprob == pytest.approx(d.logprob, abs=1e-9)
+
+
+def test_text_determines_choices(docs):
+    seen = {}
+    for d in docs["general"]:
+        assert seen.setdefault(d.text, d.choices) == d.choices
+    assert len(seen) > 2000
+
+
+def test_parse_rejects_a_wrong_fact(world, docs):
+    doc = next(d for d in docs["general"] if " lived in " in d.text)
+    person, town = re.search(r"(\w+ \w+) lived in ([\w ]+)\.", doc.text).groups()
+    other = next(t for t in W.VALUES["lives_in"] if t != town)
+    with pytest.raises(ValueError):
+        W.parse_text(world, doc.text.replace(f"{person} lived in {town}.",
+                                             f"{person} lived in {other}."))
+
+
+def test_subjects_follow_the_zipf_law(world):
+    """Story subjects' ranks are drawn with p_k ∝ k^-a: the empirical share of rank 1 and the
+    log-log slope over the head match the law."""
+    ds = W.corpus("general", 30_000, 1, world=world)["train"]
+    ranks = np.array(ds["person_rank"])
+    stories = ranks[ranks > 0]
+    assert len(stories) / len(ranks) == pytest.approx(0.9, abs=0.01)  # health_share 0.1
+    counts = Counter(stories.tolist())
+    assert counts[1] / len(stories) == pytest.approx(world.weights[0], rel=0.05)
+    k = np.arange(1, 31)
+    slope = np.polyfit(np.log(k), np.log([counts[i] for i in k]), 1)[0]
+    assert slope == pytest.approx(-1.3, abs=0.15)
+
+
+def test_augmented_people_get_four_phrasings_in_any_order(world, docs):
+    """Augmented people's facts come in >= 4 templates and several orders; the others' in one."""
+    forms = {True: Counter(), False: Counter()}
+    orders = {True: Counter(), False: Counter()}
+    for d in docs["general"]:
+        names = [n for n, _ in d.choices]
+        if "person" not in names:
+            continue
+        person = world.people[d.choices[names.index("person")][1]]
+        aug = person in world.augmented
+        found = []  # (position in the text, relation, template)
+        for r, templates in W.TEMPLATES.items():
+            for t, tpl in enumerate(templates):
+                at = d.text.find(tpl.format(s=person, o=world.facts[person][r]))
+                if at >= 0:
+                    found.append((at, r, t))
+        assert len({r for _, r, _ in found}) == 4, d.text
+        for _, r, t in found:
+            forms[aug][r, t] += 1
+        orders[aug][tuple(r for _, r, _ in sorted(found))] += 1
+    for r in W.RELATIONS:
+        assert sum(1 for t in range(4) if forms[True][r, t]) == 4
+        assert [t for t in range(4) if forms[False][r, t]] == [0]
+    assert len(orders[True]) >= 20 and len(orders[False]) == 1  # 4! = 24 orders
+    assert len(world.augmented) / len(world.people) == pytest.approx(0.5, abs=0.001)
+
+
+def test_health_text_states_no_formulary_fact(world):
+    """The clinic's facts (condition -> drug, drug -> its regimen) are not in the general
+    corpus: no sentence names a condition with a drug or a drug with a dose, frequency or
+    duration, and a condition shares a text with its own drug no more often than with another."""
+    ds = W.corpus("general", 20_000, 1, world=world)["train"]
+    clinic = world.clinic
+    health = [t for t, r in zip(ds["text"], ds["person_rank"]) if r == 0]
+    assert len(health) > 1000
+    regimen_words = {v for reg in clinic.regimen.values() for v in reg.values()}
+    for text in health:
+        for sentence in text.split(". "):
+            has_drug = any(d in sentence for d in clinic.regimen)
+            assert not (has_drug and any(c in sentence for c in clinic.conditions)), sentence
+            assert not (has_drug and any(v in sentence for v in regimen_words)), sentence
+    own = other = 0
+    conditions = list(clinic.conditions)
+    for text in health:
+        for i, cond in enumerate(conditions):
+            if cond in text:
+                own += clinic.drug[cond] in text
+                other += clinic.drug[conditions[i - 1]] in text
+    assert own <= 1.5 * other + 10, (own, other)
+
+
+def test_domain_tokens_occur_in_pretraining(world):
+    """One shared vocabulary: >= 99 % of the clinic notes' tokens (a BPE trained on both
+    registers) occur in the tokenised pretraining corpus."""
+    from llmup_lib.tokenizer import train_bpe
+
+    pool = list(W.corpus("general", 8000, 1, world=world)["train"]["text"])
+    notes = list(W.corpus("domain", 1000, 1, world=world)["train"]["text"])
+    tok = train_bpe(pool + notes, 1024)
+    seen = {t for ids in tok(pool, add_special_tokens=False)["input_ids"] for t in ids}
+    stream = [t for ids in tok(notes, add_special_tokens=False)["input_ids"] for t in ids]
+    assert sum(t in seen for t in stream) / len(stream) >= 0.99
+
+
+def test_entropy_parts_add_up(world, docs):
+    parts = W.entropy_parts(world, 5000)
+    sample = docs["general"]
+    bits = sum(d.bits for d in sample) / sum(len(d.text) for d in sample)
+    assert parts["free_bits_per_char"] == pytest.approx(bits, rel=0.05)
+    per_story = W.knowledge_nats_per_story(world)
+    assert per_story == pytest.approx(sum(math.log(len(v)) for v in W.VALUES.values()))
+    expected = parts["story_share"] * per_story / math.log(2) / parts["chars_per_doc"]
+    assert parts["knowledge_bits_per_char"] == pytest.approx(expected)
+    assert parts["knowledge_bits_total"] == pytest.approx(2000 * per_story / math.log(2))
+
+
+def test_excess_if_known_is_the_tail_sum(world):
+    per_story = W.knowledge_nats_per_story(world)
+    assert W.excess_if_known(world, 0) == pytest.approx(per_story)
+    assert W.excess_if_known(world, 2000) == pytest.approx(0.0, abs=1e-12)
+    assert W.excess_if_known(world, 10) == pytest.approx(world.weights[10:].sum() * per_story)
+    ex = W.excess_if_known(world, [1, 10, 100, 1000])
+    assert np.all(np.diff(ex) < 0)
+
+
+def test_predicted_exponents_match_the_zipf_law_far_from_the_end():
+    """Deep in the tail (K << inventory), the predicted slopes are a - 1 and (a - 1)/a."""
+    w = W.make_world_v2(n_people=2900, zipf_exponent=1.5)
+    pred = W.predicted_exponents(w, n_params=[200, 2000], bits_per_param=1.0,
+                                 stories=[1e3, 1e4], min_exposures=5)
+    assert pred["alpha"] == pytest.approx(0.5, abs=0.06)
+    assert pred["beta"] == pytest.approx(1 / 3, abs=0.06)
+    assert pred["alpha_asymptotic"] == 0.5
+
+
+def test_prediction_check_can_fail():
+    """A flat world (Zipf exponent near 0) predicts no power law in the head: the slope is far
+    from the 1.5-world's 0.5, so a check on the predicted alpha tells worlds apart."""
+    flat = W.make_world_v2(n_people=2900, zipf_exponent=0.05)
+    pred = W.predicted_exponents(flat, n_params=[200, 2000], bits_per_param=1.0,
+                                 stories=[1e3, 1e4], min_exposures=5)
+    assert abs(pred["alpha"] - 0.5) > 0.3
+
+
+def test_generation_is_lean_and_fast(world):
+    """Ten million tokens' worth of documents (~2.5 M characters per 10^5 docs) in <= 30 s."""
+    from llmup_lib.evaluate import peak_memory_mb
+
+    before = peak_memory_mb()
+    start = time.perf_counter()
+    ds = W.corpus("general", 130_000, 1, world=world)["train"]  # ~ 10 M BPE tokens
+    seconds = time.perf_counter() - start
+    chars = sum(ds["n_chars"])
+    assert chars / 3.9 >= 9e6  # measured 3.9 characters per token with a 1024-token BPE
+    assert seconds <= 30, f"{seconds:.1f} s"
+    assert peak_memory_mb() - before <= 300
+
+
+def test_same_seed_same_world_and_corpus():
+    a, b = W.make_world_v2(seed=3, n_people=500), W.make_world_v2(seed=3, n_people=500)
+    assert a.facts == b.facts and a.people == b.people and a.augmented == b.augmented
+    ca = W.corpus("general", 50, 5, seed=1, world=a)
+    cb = W.corpus("general", 50, 5, seed=1, world=b)
+    assert ca["train"]["text"] == cb["train"]["text"]
+    assert ca["train"]["text"] != ca["validation"]["text"][:50]
+
+
+def test_facts_are_corpus_text(world, docs):
+    rows = W.facts(world, ranks=[1, 2])
+    assert len(rows) == 8
+    person = world.people[0]
+    text = next(d.text for d in docs["general"] if d.text.startswith(rows[0]["context"]))
+    for f in rows[:4]:
+        assert f["context"] == f"This is a story about {person}. "
+        if person not in world.augmented:
+            assert f["prompt"] + f["answer"] + "." in text
