@@ -10,7 +10,9 @@ table gives each notebook's status (``ok`` or ``failed:`` and the first line of 
 time, the kernel's peak memory and its key result. The exit code is 1 if any notebook failed.
 
 The key result is the last line a notebook prints that starts with ``KEY RESULT:``, or else the
-last line printed by the code under its "Checks" heading (``all checks passed …``).
+last line printed by the code under its "Checks" heading (``all checks passed …``). Each kernel
+gets ``LLMUP_RESULTS_DIR`` (yours, or ``<out>/results``), so the headline numbers a notebook
+records with ``llmup_lib.results.record`` are printed after the table, one line per notebook.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty
+
+from .results import ENV as RESULTS_ENV
+from .results import collect as collect_results
+from .results import format_results
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 KEY_PREFIX = "KEY RESULT:"
@@ -134,11 +140,13 @@ class _PeakRSS:
 
 
 def run_notebook(path: Path, out_dir: Path, timeout: float = 1800, profile: str | None = None,
-                 progress=None) -> NotebookRun:
+                 progress=None, results_dir: Path | None = None) -> NotebookRun:
     """Execute ``path`` in a fresh kernel, write the executed copy to ``out_dir``; never raises
     for a failing notebook (the failure is the returned status).
 
-    ``timeout`` is the wall-clock limit of the whole notebook in seconds.
+    ``timeout`` is the wall-clock limit of the whole notebook in seconds; ``results_dir``, when
+    given, is the kernel's ``LLMUP_RESULTS_DIR`` (this notebook's old results file is removed
+    first, so the folder holds only what this run recorded).
     """
     import nbformat
     from nbclient import NotebookClient
@@ -147,6 +155,9 @@ def run_notebook(path: Path, out_dir: Path, timeout: float = 1800, profile: str 
     env = dict(os.environ)
     if profile:
         env["LLMUP_PROFILE"] = profile
+    if results_dir is not None:
+        env[RESULTS_ENV] = str(Path(results_dir).resolve())
+        (Path(results_dir) / f"{path.stem}.json").unlink(missing_ok=True)
     client = NotebookClient(nb, timeout=int(timeout), kernel_name=_kernel_name(nb),
                             resources={"metadata": {"path": str(path.parent)}})
     code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
@@ -228,7 +239,7 @@ def _kernel_pid(client) -> int | None:
 
 
 def run_all(notebooks: list[Path], out_dir: str | os.PathLike = "executed", timeout: float = 1800,
-            profile: str | None = None) -> list[NotebookRun]:
+            profile: str | None = None, results_dir: Path | None = None) -> list[NotebookRun]:
     """Run ``notebooks`` in order with a progress bar; returns one :class:`NotebookRun` each."""
     from tqdm.auto import tqdm
 
@@ -236,7 +247,8 @@ def run_all(notebooks: list[Path], out_dir: str | os.PathLike = "executed", time
     runs = []
     with tqdm(notebooks, desc="notebooks", unit="nb") as bar:
         for path in bar:
-            run = run_notebook(path, out_dir, timeout=timeout, profile=profile, progress=bar)
+            run = run_notebook(path, out_dir, timeout=timeout, profile=profile, progress=bar,
+                               results_dir=results_dir)
             runs.append(run)
             bar.write(f"{run.name}: {run.status} ({run.seconds:.1f} s)")
     return runs
@@ -273,7 +285,13 @@ def main(args) -> int:
         raise ValueError("run-all needs nbclient, which runs the notebooks' kernels; "
                          "pip install nbclient (or pip install -r requirements.txt).") from None
     books = find_notebooks(args.notebooks or NOTEBOOKS_DIR, args.only)
-    runs = run_all(books, args.out, timeout=args.timeout, profile=args.profile)
+    results = Path(os.environ.get(RESULTS_ENV) or Path(args.out) / "results")
+    runs = run_all(books, args.out, timeout=args.timeout, profile=args.profile,
+                   results_dir=results)
     print(format_table(runs))
+    recorded = collect_results(results)
+    if recorded:
+        print(f"\nrecorded results ({results}):")
+        print(format_results(recorded))
     print(f"executed notebooks in {Path(args.out).resolve()}")
     return 0 if all(r.ok for r in runs) else 1

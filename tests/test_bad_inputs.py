@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import llmup_lib.train as T
-from llmup_lib import corpora, distill, finetune, models, scaling, widgets
+from llmup_lib import corpora, distill, finetune, models, results, scaling, widgets, world_v2
 from llmup_lib.evaluate import generate
 from llmup_lib.models import build_model
 from llmup_lib.profiles import get_profile
@@ -154,6 +154,20 @@ ROWS = [
      ["temperature=-1.0", "pass a value > 0"]),
     ("widget-lora-rank-out-of-range",  # lora_explorer's function, slider at 0
      lambda c: finetune.lora_cost(c.model(), rank=0), ValueError, ["rank=0", "try 4 or 8"]),
+    ("world-zipf-exponent", lambda c: world_v2.make_world_v2(zipf_exponent=0), ValueError,
+     ["zipf_exponent=0", "pass e.g. zipf_exponent=1.5"]),
+    ("world-zipf-not-a-number", lambda c: world_v2.make_world_v2(zipf_exponent="steep"),
+     ValueError, ["zipf_exponent='steep'", "pass e.g. zipf_exponent=1.5"]),
+    ("world-people", lambda c: world_v2.make_world_v2(n_people=0), ValueError,
+     ["n_people=0", "pass e.g. n_people=2000"]),
+    ("world-augmented-share", lambda c: world_v2.make_world_v2(augmented_share=1.5), ValueError,
+     ["augmented_share=1.5", "pass a share between 0 and 1"]),
+    ("world-health-share", lambda c: world_v2.make_world_v2(health_share=-0.1), ValueError,
+     ["health_share=-0.1", "pass a share between 0 and 1"]),
+    ("result-not-a-number", lambda c: results.record("05_scaling", r2_surface="high"),
+     ValueError, ["r2_surface='high'", "record numbers only"]),
+    ("result-stem", lambda c: results.record("../x", a=1), ValueError,
+     ["stem='../x'", "e.g. '05_scaling'"]),
 ]
 
 

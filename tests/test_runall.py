@@ -29,7 +29,8 @@ def folder(tmp_path):
         code("assert len(block) == 64 * 2**20\nprint('a detail')\n"
              "print('all checks passed (64 MB held)')"),
         md("## Summary"),
-        code("print('not a check')"),
+        code("print('not a check')\n"
+             "from llmup_lib.results import record\nrecord('01_pass', held_mb=64, share=0.25)"),
     ])
     _notebook(books / "02_fail.ipynb", [
         code("print('KEY RESULT: loss 1.25')"),
@@ -54,6 +55,10 @@ def test_run_all_table_and_exit_code(folder, tmp_path, capsys):
     assert "failed: ValueError: boom: the model is wrong" in failed
     assert "second line" not in failed  # only the first line of the error
     assert failed.endswith("loss 1.25")  # a KEY RESULT line wins over the checks line
+    # what the notebook recorded (LLMUP_RESULTS_DIR = <out>/results) is printed and kept
+    assert "01_pass: held_mb=64, share=0.25" in table
+    assert (out / "results" / "01_pass.json").exists()
+    assert not (out / "results" / "02_fail.json").exists()
     # wall time and peak RSS columns: numbers; the 64 MB buffer shows in the kernel's peak
     fields = passed.split()
     seconds, peak_mb = float(fields[2]), float(fields[3])
