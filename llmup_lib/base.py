@@ -9,6 +9,7 @@ within their own budget, so the ``cpu`` profile's checkpoint is shipped in ``dat
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -22,6 +23,9 @@ from .tokenizer import DATA_DIR, load_tokenizer, pack_blocks
 from .train import TrainConfig, TrainResult, eval_loss, train, verify_manifest, write_manifest
 
 SHIPPED = {"cpu"}  # profiles whose base checkpoint lives in data/base/
+WORLD_VERSION = 1  # the generated world the base model is pretrained on (world.py)
+# Profile values that do not change the base model (device: same recipe, another chip).
+_NOT_IN_BASE_RECIPE = ("name", "device", "n_domain")
 
 
 def cache_dir() -> Path:
@@ -29,10 +33,40 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LLMUP_CACHE", Path.home() / ".cache" / "llmup"))
 
 
-def base_dir(profile: Profile) -> Path:
-    if profile.name in SHIPPED:
+def _digest(blob) -> str:
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def vocab_digest(tokenizer) -> str:
+    """A short hash of a tokenizer's vocabulary (token -> id)."""
+    return _digest(tokenizer.get_vocab())
+
+
+def base_recipe_key(profile: Profile, tokenizer=None) -> str:
+    """A short hash of everything that makes the base model: the profile's model, data and
+    training values, the tokenizer's vocabulary and the world version. Caches are keyed by it,
+    not by the profile's name, so ``get_profile("cpu", context=256)`` trains a model of its own
+    instead of silently reusing the shipped 128-token one."""
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer()
+    values = {k: v for k, v in profile.to_dict().items() if k not in _NOT_IN_BASE_RECIPE}
+    return _digest({"profile": values, "vocab": vocab_digest(tokenizer), "world": WORLD_VERSION})
+
+
+def _is_shipped(profile: Profile) -> bool:
+    """The profile's own recipe (no overrides) is the one shipped in data/base/."""
+    if profile.name not in SHIPPED:
+        return False
+    shipped = get_profile(profile.name)
+    return all(getattr(profile, k) == getattr(shipped, k) for k in shipped.to_dict()
+               if k not in _NOT_IN_BASE_RECIPE)
+
+
+def base_dir(profile: Profile, tokenizer=None) -> Path:
+    """``data/base/<name>`` for a shipped profile as it is; otherwise
+    ``$LLMUP_CACHE/base/<name>-<recipe key>``."""
+    if _is_shipped(profile):
         return DATA_DIR / "base" / profile.name
-    return cache_dir() / "base" / profile.name
+    return cache_dir() / "base" / f"{profile.name}-{base_recipe_key(profile, tokenizer)}"
 
 
 def base_recipe(profile: Profile) -> TrainConfig:
@@ -67,7 +101,7 @@ def save_base_model(result: TrainResult, profile: Profile, path: Path | None = N
     tokenizer = load_tokenizer()
     _, val_blocks = general_blocks(profile, tokenizer)
     metrics = {"profile": profile.name, "val_loss": eval_loss(result.model, val_blocks, 32),
-               "steps": profile.base_steps}
+               "steps": profile.base_steps, "recipe_key": base_recipe_key(profile, tokenizer)}
     (path / "base_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return path
 
@@ -80,8 +114,15 @@ def shipped_metrics(profile: Profile | None = None) -> dict:
 def load_base_model(profile: Profile | None = None, progress: bool = True):
     """The profile's base model: the shipped or cached checkpoint, trained first if missing."""
     profile = profile or get_profile()
-    path = base_dir(profile)
-    if profile.name not in SHIPPED and (path / "config.json").exists():
+    tokenizer = load_tokenizer()
+    path, shipped = base_dir(profile, tokenizer), _is_shipped(profile)
+    if shipped and (path / "config.json").exists():
+        recorded = shipped_metrics(profile).get("recipe_key")
+        if recorded != base_recipe_key(profile, tokenizer):
+            raise ValueError(f"The shipped base model in {str(path)!r} was built with another "
+                             f"recipe (key {recorded!r}: another tokenizer or world); run "
+                             "`python -m llmup_lib build-base` to rebuild it.")
+    if not shipped and (path / "config.json").exists():
         # A cached (not shipped) model carries checksums: a corrupt one is retrained, not used.
         problem = verify_manifest(path)
         try:
@@ -93,7 +134,7 @@ def load_base_model(profile: Profile | None = None, progress: bool = True):
                       "retraining it.", stacklevel=2)
         shutil.rmtree(path, ignore_errors=True)
     if not (path / "config.json").exists():
-        if profile.name in SHIPPED:
+        if shipped:
             raise FileNotFoundError(f"The shipped base model is missing from {path}; run "
                                     "`python -m llmup_lib build-base` to rebuild it.")
         save_base_model(train_base_model(profile, progress), profile, path)

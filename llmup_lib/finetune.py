@@ -330,15 +330,26 @@ def prepared_base(profile, tokenizer):
     return base, new_tokens
 
 
+def domain_model_dir(profile, tokenizer):
+    """Where ``domain_model`` caches its model: ``$LLMUP_CACHE/domain/<name>-<key>``, the key
+    a hash of the base recipe and the fine-tuning recipe (a changed profile value or tokenizer
+    gets a model of its own)."""
+    from .base import _digest, base_recipe_key, cache_dir
+
+    cfg = domain_recipe(profile)
+    key = _digest({"base": base_recipe_key(profile, tokenizer), "n_domain": profile.n_domain,
+                   "steps": cfg.steps, "lr": cfg.lr, "batch_size": cfg.batch_size})
+    return cache_dir() / "domain" / f"{profile.name}-{key}"
+
+
 def domain_model(profile, tokenizer, progress: bool = True):
     """The base model fully fine-tuned on clinic notes (notebook 02's recipe), cached on disk
     (with checksums) so notebook 07 and 04's exercise can start from it; trained (about 15 s on
     2 cores) when missing or corrupt."""
-    from .base import cache_dir
     from .models import load_model
     from .train import train, verify_manifest, write_manifest
 
-    path = cache_dir() / "domain" / profile.name
+    path = domain_model_dir(profile, tokenizer)
     if (path / "config.json").exists():
         problem = verify_manifest(path)  # checksums; "no manifest.json": written before them
         try:

@@ -18,7 +18,40 @@ def test_unknown_command_is_refused():
 
 def test_gpu_profile_caches_outside_the_repo(monkeypatch, tmp_path):
     monkeypatch.setenv("LLMUP_CACHE", str(tmp_path))
-    assert base_dir(get_profile("gpu")) == tmp_path / "base" / "gpu"
+    path = base_dir(get_profile("gpu"))
+    assert path.parent == tmp_path / "base" and path.name.startswith("gpu-")
+
+
+def test_caches_are_keyed_by_recipe_not_by_profile_name(monkeypatch, tmp_path):
+    """A changed profile value gets a model of its own: the 'cpu' profile with a 256-token
+    context must not load the shipped 128-token base model (it trains its own, cached)."""
+    import llmup_lib.base as B
+    from llmup_lib.finetune import domain_model_dir
+    from llmup_lib.tokenizer import load_tokenizer
+
+    monkeypatch.setenv("LLMUP_CACHE", str(tmp_path))
+    tok = load_tokenizer()
+    shipped = base_dir(get_profile("cpu"))
+    assert shipped == B.DATA_DIR / "base" / "cpu"
+    assert base_dir(get_profile("cpu", device="cuda")) == shipped  # same recipe, other chip
+    longer = get_profile("cpu", context=256, base_steps=2, n_general=40, n_val=8)
+    assert base_dir(longer).parent == tmp_path / "base"
+    assert B.base_recipe_key(longer, tok) != B.base_recipe_key(get_profile("cpu"), tok)
+    model = load_base_model(longer, progress=False)
+    assert model.config.max_position_embeddings == 256
+    assert (base_dir(longer) / "config.json").exists()
+    assert domain_model_dir(get_profile("cpu"), tok) != domain_model_dir(
+        get_profile("cpu", n_domain=100), tok)
+
+
+def test_shipped_base_of_another_recipe_is_refused(monkeypatch):
+    """The shipped model records its recipe key; a changed world (or tokenizer) no longer
+    matches it, and loading it says how to rebuild instead of silently using it."""
+    import llmup_lib.base as B
+
+    monkeypatch.setattr(B, "WORLD_VERSION", 99)
+    with pytest.raises(ValueError, match="built with another recipe.*build-base"):
+        load_base_model(get_profile("cpu"))
 
 
 def test_missing_shipped_base_names_the_rebuild_command(monkeypatch, tmp_path):
