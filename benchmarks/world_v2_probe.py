@@ -2,8 +2,8 @@
 
 Trains a few sizes on a v2 pool and measures, for each: validation loss, the true floor and the
 excess over it (nats/token), and a knowledge probe by frequency rank (how many facts each model
-knows, as bits: ``log2 |values| + log2 q(true value)`` summed over facts, q normalised over all
-values of the relation). Prints a table and writes JSON.
+knows, as bits: ``max(0, log2 |values| + log2 q(true value))`` summed over facts, q normalised
+over all values of the relation). Prints a table and writes JSON.
 
     python benchmarks/world_v2_probe.py --people 1000 --zipf 1.3 --tokens 2e6 \
         --sizes 2x32,2x64,4x128 --out probe.json
@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=1000)
     ap.add_argument("--zipf", type=float, default=1.3)
     ap.add_argument("--augmented", type=float, default=0.5)
+    ap.add_argument("--events", type=int, default=2, help="max events per story (0: bios)")
     ap.add_argument("--tokens", type=str, default="2e6", help="comma-separated budgets")
     ap.add_argument("--sizes", default="2x32,2x64,4x128")
     ap.add_argument("--vocab", type=int, default=1024)
@@ -44,7 +45,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     world = w2.make_world_v2(n_people=args.people, zipf_exponent=args.zipf,
-                             augmented_share=args.augmented)
+                             augmented_share=args.augmented, max_events=args.events)
     budgets = [float(x) for x in args.tokens.split(",")]
     parts = w2.entropy_parts(world, 5000)
     tokens_per_doc_guess = parts["chars_per_doc"] / 3.5
@@ -127,7 +128,9 @@ def _probe(model, tok, facts, w2, sequence_logprobs):
         values = w2.VALUES[f["relation"]]
         logq = s - np.logaddexp.reduce(s)
         j = values.index(f["object"])
-        bits[i] = math.log2(len(values)) + logq[j] / math.log(2)
+        # information about the value, counted from 0: a confidently wrong guess is not
+        # negative knowledge
+        bits[i] = max(0.0, math.log2(len(values)) + logq[j] / math.log(2))
         top[i] = float(np.argmax(s) == j)
     per_person_bits = bits.reshape(-1, len(w2.RELATIONS)).sum(1)
     per_person_known = top.reshape(-1, len(w2.RELATIONS)).mean(1)

@@ -129,6 +129,7 @@ class WorldV2:
     augmented: frozenset  # people whose facts come in four phrasings and any order
     health_share: float
     weights: np.ndarray = field(repr=False)  # p_k, summing to 1
+    max_events: int = 2
     clinic: v1.World = field(repr=False, default=None)  # conditions, drugs, regimens
     choice: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -155,8 +156,10 @@ def zipf_weights(n: int, exponent: float) -> np.ndarray:
 
 
 def make_world_v2(seed: int = 0, n_people: int = 2000, zipf_exponent: float = 1.5,
-                  augmented_share: float = 0.5, health_share: float = 0.1) -> WorldV2:
-    """The v2 world; deterministic given its arguments (see the module doc)."""
+                  augmented_share: float = 0.5, health_share: float = 0.1,
+                  max_events: int = 2) -> WorldV2:
+    """The v2 world; deterministic given its arguments (see the module doc). A story states
+    its subject's four facts, then 1 to ``max_events`` events (0: none, a bare biography)."""
     _check_number("zipf_exponent", zipf_exponent, 0.0, open_low=True,
                   fix="pass e.g. zipf_exponent=1.5 (larger: a shorter tail).")
     most = len(FIRST_NAMES) * len(SURNAMES)
@@ -166,6 +169,8 @@ def make_world_v2(seed: int = 0, n_people: int = 2000, zipf_exponent: float = 1.
                   fix="pass a share between 0 and 1, e.g. augmented_share=0.5.")
     _check_number("health_share", health_share, 0.0, 1.0,
                   fix="pass a share between 0 and 1, e.g. health_share=0.1.")
+    _check_number("max_events", max_events, 0, len(EVENTS), integer=True,
+                  fix="pass e.g. max_events=2 (0: biographies without events).")
     rng = random.Random(_derive_seed(seed, "world-v2"))
     names = [f"{f} {s}" for f, s in itertools.product(FIRST_NAMES, SURNAMES)]
     people = tuple(rng.sample(names, n_people))
@@ -176,7 +181,8 @@ def make_world_v2(seed: int = 0, n_people: int = 2000, zipf_exponent: float = 1.
                           if math.floor((k + 1) * augmented_share)
                           > math.floor(k * augmented_share))
     world = WorldV2(seed, float(zipf_exponent), people, facts, augmented, float(health_share),
-                    zipf_weights(n_people, zipf_exponent), clinic=v1.make_world(seed))
+                    zipf_weights(n_people, zipf_exponent), max_events,
+                    clinic=v1.make_world(seed))
     _build_choices(world)
     return world
 
@@ -211,8 +217,8 @@ def _build_choices(w: WorldV2) -> None:
 
 # ----------------------------------------------------------------------------- the programs
 def _story(w: WorldV2, io, rest) -> None:
-    """Intro (one person), the person's four facts, 1-2 events, one ending sentence: short, so
-    that facts are a large share of every story's tokens."""
+    """Intro (one person), the person's four facts, 1 to ``max_events`` events, one ending
+    sentence: short, so that facts are a large share of every story's tokens."""
     person = None
     for kind, value in rest:
         if kind == "text":
@@ -247,7 +253,10 @@ def _sentence_options(w, person, augmented, stated, used, n_events) -> Options:
         else:
             rows.append((_fact_sentence(w, person, todo[0]), 1.0, ("fact", todo[0], ())))
     else:
-        p_end = 0.0 if n_events == 0 else (0.6 if n_events < 2 else 1.0)
+        if n_events >= w.max_events:
+            p_end = 1.0
+        else:
+            p_end = 0.0 if n_events == 0 else 0.6
         events = [i for i in range(len(EVENTS)) if i not in used]
         for i in events if p_end < 1 else ():
             opening, rest = w.choice["events"][i]

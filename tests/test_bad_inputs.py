@@ -164,6 +164,8 @@ ROWS = [
      ["augmented_share=1.5", "pass a share between 0 and 1"]),
     ("world-health-share", lambda c: world_v2.make_world_v2(health_share=-0.1), ValueError,
      ["health_share=-0.1", "pass a share between 0 and 1"]),
+    ("world-max-events", lambda c: world_v2.make_world_v2(max_events=-1), ValueError,
+     ["max_events=-1", "pass e.g. max_events=2"]),
     ("result-not-a-number", lambda c: results.record("05_scaling", r2_surface="high"),
      ValueError, ["r2_surface='high'", "record numbers only"]),
     ("result-stem", lambda c: results.record("../x", a=1), ValueError,

@@ -187,6 +187,14 @@ def test_same_seed_same_world_and_corpus():
     assert ca["train"]["text"] != ca["validation"]["text"][:50]
 
 
+def test_bare_biographies(world):
+    """max_events=0: a story is its intro, the four facts and an ending, nothing else."""
+    bios = W.make_world_v2(n_people=300, max_events=0, health_share=0.0)
+    for d in W.generate(bios, "general", 200, seed=4):
+        assert d.text.count(". ") == 5, d.text  # intro, four facts, ending
+        assert W.parse_text(bios, d.text).logprob == pytest.approx(d.logprob, abs=1e-9)
+
+
 def test_facts_are_corpus_text(world, docs):
     rows = W.facts(world, ranks=[1, 2])
     assert len(rows) == 8
