@@ -488,3 +488,45 @@ def facts(w: WorldV2, ranks=None, template: int = 0) -> list[dict]:
                          "context": INTROS[0].format(s=person) + " ", "prompt": prompt,
                          "answer": " " + w.facts[person][r]})
     return rows
+
+
+def stories_to_learn(w: WorldV2, k: int, min_exposures: float) -> float:
+    """Training stories needed for the ``k`` most frequent people to be seen ``min_exposures``
+    times each (in expectation): ``min_exposures / p_k``. With ``k = len(w.people)`` this is
+    the budget at which every fact of the world is learnable."""
+    _check_number("k", k, 1, len(w.people), integer=True,
+                  fix=f"pass a rank from 1 to {len(w.people)}.")
+    return float(min_exposures / w.weights[k - 1])
+
+
+QUESTIONS = {
+    "lives_in": ("Where does {s} live?", "In which town does {s} live?"),
+    "job": ("What is {s}'s job?", "What does {s} work as?"),
+    "pet": ("What pet does {s} have?", "Which animal does {s} keep as a pet?"),
+    "food": ("What is {s}'s favourite food?", "Which food does {s} like best?"),
+}
+
+
+def instruction_set(w: WorldV2, n_people: int = 400, test_fraction: float = 0.5, seed: int = 0
+                    ) -> DatasetDict:
+    """Questions about the ``n_people`` most frequent people, split *by person* (Allen-Zhu &
+    Li 3.1): instruction tuning on some people's facts, exact match on the others' shows
+    whether pretraining stored knowledge in an extractable form. ``augmented`` tells which
+    people were seen in four phrasings."""
+    _check_number("n_people", n_people, 2, len(w.people), integer=True,
+                  fix=f"pass e.g. n_people={min(400, len(w.people))}.")
+    _check_number("test_fraction", test_fraction, 0.0, 1.0, open_low=True,
+                  fix="pass a share between 0 and 1, e.g. test_fraction=0.5.")
+    people = list(w.people[:n_people])
+    random.Random(_derive_seed(seed, "v2-instructions")).shuffle(people)
+    n_test = max(1, round(test_fraction * n_people))
+    rows: dict = {"train": [], "test": []}
+    for i, person in enumerate(people):
+        for r in RELATIONS:
+            fact = TEMPLATES[r][0].format(s=person, o=w.facts[person][r])
+            for q in QUESTIONS[r]:
+                rows["test" if i < n_test else "train"].append(
+                    {"question": q.format(s=person), "answer": w.facts[person][r],
+                     "response": fact, "relation": r, "subject": person,
+                     "rank": w.people.index(person) + 1, "augmented": person in w.augmented})
+    return DatasetDict({split: Dataset.from_list(r) for split, r in rows.items()})

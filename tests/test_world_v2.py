@@ -204,3 +204,23 @@ def test_facts_are_corpus_text(world, docs):
         assert f["context"] == f"This is a story about {person}. "
         if person not in world.augmented:
             assert f["prompt"] + f["answer"] + "." in text
+
+
+def test_stories_to_learn_every_fact(world):
+    """The least-mentioned person needs min_exposures / p_n stories; the head needs far fewer."""
+    n = len(world.people)
+    assert W.stories_to_learn(world, n, 50) == pytest.approx(50 / world.weights[-1])
+    assert W.stories_to_learn(world, 1, 50) < W.stories_to_learn(world, n, 50) / 1000
+    assert W.min_exposures(world, W.stories_to_learn(world, n, 50)) == pytest.approx(50)
+
+
+def test_instruction_set_splits_by_person(world):
+    ds = W.instruction_set(world, n_people=100, test_fraction=0.5)
+    train_people, test_people = set(ds["train"]["subject"]), set(ds["test"]["subject"])
+    assert not train_people & test_people
+    assert len(train_people) == len(test_people) == 50
+    assert len(ds["test"]) == 50 * 4 * 2  # four relations, two questions each
+    row = ds["test"][0]
+    assert world.facts[row["subject"]][row["relation"]] == row["answer"]
+    assert row["response"].endswith(row["answer"] + ".")
+    assert 0 < sum(ds["test"]["augmented"]) < len(ds["test"])
