@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=128)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--probe-people", type=int, default=200)
+    ap.add_argument("--lr", type=float, default=None, help="one peak rate for every size "
+                    "(default: the sweep's width rule)")
     ap.add_argument("--out", default="world_v2_probe.json")
     args = ap.parse_args()
 
@@ -81,7 +83,8 @@ def main() -> None:
             shape = parse_shape(size)
             model = build_grid_model(size, tok, args.context, seed=0)
             n_non_emb = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n)
-            cfg = TrainConfig(steps=steps, batch_size=args.batch, lr=recipe.lr(shape[1]),
+            lr = args.lr or recipe.lr(shape[1])
+            cfg = TrainConfig(steps=steps, batch_size=args.batch, lr=lr,
                               warmup_steps=max(1, steps // 20), seed=0, progress=False,
                               log_every=max(1, steps // 5))
             t1 = time.perf_counter()
@@ -89,7 +92,7 @@ def main() -> None:
             secs = time.perf_counter() - t1
             loss = eval_loss(model, val_blocks, 32)
             bits, known = _probe(model, tok, facts, w2, sequence_logprobs)
-            row = {"size": size, "params": n_non_emb, "tokens": steps * args.context * args.batch,
+            row = {"size": size, "params": n_non_emb, "lr": lr, "tokens": steps * args.context * args.batch,
                    "val_loss": loss, "floor": floor, "excess": loss - floor, "seconds": secs,
                    "probe_ranks": probe_ranks.tolist(), "probe_bits": bits, "probe_known": known,
                    "stories_seen": stories * min(1.0, steps * args.context * args.batch
