@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import sys
 import threading
 import time
@@ -148,11 +147,26 @@ def generation_speed(model, tokenizer, new_tokens: int = 64, repeats: int = 3) -
 
 
 def peak_memory_mb() -> float:
-    """Peak memory so far: GPU allocations on CUDA, else the process's peak resident set."""
+    """Peak memory so far: GPU allocations on CUDA, else the process's peak resident set (NaN
+    where neither ``resource`` nor ``psutil`` can tell, e.g. Windows without psutil)."""
     if torch.cuda.is_available() and torch.cuda.max_memory_allocated():
         return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        import resource  # POSIX only: imported here so the package still imports on Windows
+    except ImportError:
+        return _peak_rss_without_resource()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
+
+
+def _peak_rss_without_resource() -> float:
+    """Windows: psutil's peak working set (or the current RSS elsewhere), when psutil exists."""
+    try:
+        import psutil
+    except ImportError:
+        return float("nan")
+    info = psutil.Process().memory_info()
+    return getattr(info, "peak_wset", info.rss) / 2**20
 
 
 def _rss_mb() -> float:
