@@ -95,11 +95,19 @@ def fact_accuracy(model, tokenizer, facts: list[dict]) -> dict:
 @torch.no_grad()
 def generate(model, tokenizer, prompt: str, max_new_tokens: int = 60, temperature: float = 1.0,
              top_k: int | None = None, seed: int = 0, greedy: bool = False) -> str:
-    """Continue ``prompt`` (after a document boundary); returns only the new text."""
+    """Continue ``prompt`` (after a document boundary); returns only the new text.
+
+    The boundary is the tokenizer's BOS when it has one (Hub models such as SmolLM2), else EOS
+    (the suite's tokenizers end every document with it); it is not doubled when the prompt
+    already starts with it (a chat prompt that opens with ``<|im_start|>``)."""
     if not greedy and temperature <= 0:
         raise ValueError(f"temperature={temperature} must be > 0; use greedy=True for argmax.")
     torch.manual_seed(seed)
-    ids = [tokenizer.eos_token_id, *tokenizer.encode(prompt, add_special_tokens=False)]
+    ids = tokenizer.encode(prompt, add_special_tokens=False)
+    boundary = tokenizer.bos_token_id if tokenizer.bos_token_id is not None \
+        else tokenizer.eos_token_id
+    if not ids or ids[0] != boundary:
+        ids = [boundary, *ids]
     device = next(model.parameters()).device
     model.eval()
     out = model.generate(

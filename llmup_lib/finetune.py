@@ -200,6 +200,8 @@ def _quiet_peft():
         # peft flips fan_in_fan_out per layer when a spec mixes Linear and Conv1D layers, and
         # warns each time; the flip is right (lora_model sets it for Conv1D), so the note is noise.
         warnings.filterwarnings("ignore", message="fan_in_fan_out is set to")
+        # a base loaded from a file (GGUF) has no config.json beside it for peft to compare
+        warnings.filterwarnings("ignore", message="Could not find a config file")
         yield
 
 
@@ -264,7 +266,8 @@ def save_adapter(peft_model: PeftModel, path) -> int:
     path = Path(path)
     tmp = path.with_name(f".tmp-{path.name}")
     shutil.rmtree(tmp, ignore_errors=True)
-    peft_model.save_pretrained(tmp)
+    with _quiet_peft():
+        peft_model.save_pretrained(tmp)
     meta = {"base_config": _architecture(peft_model.get_base_model().config)}
     (tmp / "llmup_base.json").write_text(json.dumps(meta))
     if path.exists():

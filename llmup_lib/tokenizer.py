@@ -74,8 +74,13 @@ def char_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
 
 
 def load_tokenizer(path: str | Path | None = None) -> PreTrainedTokenizerFast:
-    """The suite's shipped BPE (default) or any tokenizer saved with ``save_pretrained``."""
+    """The suite's shipped BPE (default), any tokenizer saved with ``save_pretrained``, or the
+    tokenizer inside a ``.gguf`` file (e.g. ``llmup_lib.real.smollm2_gguf_path()``)."""
     path = Path(path) if path is not None else TOKENIZER_DIR
+    if path.suffix.lower() == ".gguf":
+        from .real import load_gguf_tokenizer
+
+        return load_gguf_tokenizer(path)
     if not (path / "tokenizer.json").exists():
         raise FileNotFoundError(f"No tokenizer.json in {path}; run `python -m llmup_lib "
                                 "build-tokenizer` or pass a folder saved with save_pretrained.")

