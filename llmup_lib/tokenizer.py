@@ -16,7 +16,16 @@ from typing import Iterable
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+def find_data_dir(package_dir: Path | None = None) -> Path:
+    """The shipped data: ``llmup_lib/data`` in an installed wheel (pyproject maps the top-level
+    ``data/`` there), else ``data/`` beside the package in a checkout or editable install."""
+    package_dir = Path(package_dir or Path(__file__).resolve().parent)
+    installed = package_dir / "data"
+    return installed if (installed / "tokenizer").is_dir() else package_dir.parent / "data"
+
+
+DATA_DIR = find_data_dir()
 TOKENIZER_DIR = DATA_DIR / "tokenizer"
 
 EOS = "<|endoftext|>"  # ends every document, and every chat turn
