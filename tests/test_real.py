@@ -76,3 +76,42 @@ def test_without_the_gguf_reader_the_error_names_it(fake_gguf, monkeypatch):
     with pytest.raises(ImportError, match="pip install gguf"):
         real.check_gguf(fake_gguf)
     assert real.smollm2_available() is False
+
+
+def _cells_tool():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "real_model_cells.py"
+    spec = importlib.util.spec_from_file_location("real_model_cells", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_notebooks_real_model_cell_is_opt_in_and_shows_its_skip_line():
+    """Each "Try it on a real model" cell asks real_model_section, and its committed output is
+    the one line it prints when not asked (what nbval and readers see)."""
+    tool = _cells_tool()
+    assert len(tool.CELLS) == 7
+    assert tool.rewrite(check=True) == []
+
+
+def test_the_cell_check_fails_on_the_old_online_only_form(tmp_path, monkeypatch):
+    import shutil
+
+    import nbformat
+
+    tool = _cells_tool()
+    for name in tool.CELLS:
+        shutil.copy(tool.NB / f"{name}.ipynb", tmp_path)
+    path = tmp_path / "03_lora_peft.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    (i,) = [k for k, c in enumerate(nb.cells) if tool.HEAD in c.source]
+    nb.cells[i + 1].source = ("from llmup_lib.hub import hub_unreachable\n\nif hub_unreachable():\n"
+                              "    print('offline: skipping')")
+    nbformat.write(nb, path)
+    monkeypatch.setattr(tool, "NB", tmp_path)
+    assert tool.rewrite(check=True) == ["03_lora_peft"]
+    assert tool.rewrite() == ["03_lora_peft"]  # and rewriting puts it back
+    assert tool.rewrite(check=True) == []
