@@ -42,7 +42,7 @@ if real_model_section(profile, "the real-model comparison"):
     "02_full_finetuning": ("the real-model fine-tune", """\
 The same helpers fully fine-tune a real model on the clinic notes. {opt_in} On the `cpu` profile
 the run is kept short: 10 steps of 4 blocks of 64 tokens, measured at about 3 minutes on 2
-shared cores and about 3.5 GB of memory (weights, gradients and AdamW state of 135 M
+shared cores and up to about 4 GB of memory (weights, gradients and AdamW state of 135 M
 parameters); clinic-note loss 4.31 -> 1.78 nats/token.""", '''\
 from llmup_lib.real import real_model_section
 
@@ -61,7 +61,7 @@ if real_model_section(profile, "the real-model fine-tune"):
     "03_lora_peft": ("the real-model LoRA", """\
 The same `lora_model` call adapts a real model (`q_proj`, `v_proj`) and trains it on the
 clinic notes. {opt_in} On the `cpu` profile the run is short: 10 steps of 4 blocks of 64
-tokens, measured at about 2 minutes on 2 shared cores and 2.7 GB; clinic-note loss
+tokens, measured at about 2 minutes on 2 shared cores and under 3 GB; clinic-note loss
 4.31 -> 3.17 nats/token with 0.34 % of the weights training.""", '''\
 from llmup_lib.real import real_model_section
 
