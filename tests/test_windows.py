@@ -38,7 +38,7 @@ def test_every_module_imports_without_resource():
     assert {"evaluate", "finetune", "models", "train"} <= set(names)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-c", SCRIPT, *names], capture_output=True,
-                            text=True, env=env, timeout=300)
+                            text=True, env=env, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"imported {len(names)} peak" in result.stdout
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from llmup_lib.real import INSTALL  # noqa: E402
+from llmup_lib.real import INSTALL
 
 NB = Path(__file__).resolve().parent.parent / "notebooks"
 HEAD = "## Try it on a real model"
