@@ -115,3 +115,25 @@ def test_the_cell_check_fails_on_the_old_online_only_form(tmp_path, monkeypatch)
     assert tool.rewrite(check=True) == ["03_lora_peft"]
     assert tool.rewrite() == ["03_lora_peft"]  # and rewriting puts it back
     assert tool.rewrite(check=True) == []
+
+
+@pytest.mark.parametrize("ci, rc, says", [("1", 1, "must run here"), ("", 0, "1 skipped")],
+                         ids=["CI=1 fails", "laptop skips"])
+def test_smollm2_tests_fail_in_ci_and_skip_elsewhere_without_the_weights(tmp_path, ci, rc, says):
+    """test_smollm2.py without the weights (hidden by a pytest plugin): CI must not skip it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "hide_smollm2.py").write_text(
+        "import llmup_lib.real as real\nreal._installed_smollm2 = lambda: None\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "LLMUP_REAL_MODELS")}
+    env.update(CI=ci, PYTHONPATH=os.pathsep.join([str(tmp_path), str(root)]))
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "hide_smollm2",
+                          "-p", "no:cacheprovider", str(root / "tests" / "test_smollm2.py"),
+                          "-k", "chat_template"], capture_output=True, text=True, env=env,
+                         cwd=root, timeout=300, check=False)
+    assert out.returncode == rc, out.stdout[-2000:]
+    assert says in out.stdout
