@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import sys
 import threading
 import time
@@ -96,11 +95,19 @@ def fact_accuracy(model, tokenizer, facts: list[dict]) -> dict:
 @torch.no_grad()
 def generate(model, tokenizer, prompt: str, max_new_tokens: int = 60, temperature: float = 1.0,
              top_k: int | None = None, seed: int = 0, greedy: bool = False) -> str:
-    """Continue ``prompt`` (after a document boundary); returns only the new text."""
+    """Continue ``prompt`` (after a document boundary); returns only the new text.
+
+    The boundary is the tokenizer's BOS when it has one (Hub models such as SmolLM2), else EOS
+    (the suite's tokenizers end every document with it); it is not doubled when the prompt
+    already starts with it (a chat prompt that opens with ``<|im_start|>``)."""
     if not greedy and temperature <= 0:
         raise ValueError(f"temperature={temperature} must be > 0; use greedy=True for argmax.")
     torch.manual_seed(seed)
-    ids = [tokenizer.eos_token_id, *tokenizer.encode(prompt, add_special_tokens=False)]
+    ids = tokenizer.encode(prompt, add_special_tokens=False)
+    boundary = tokenizer.bos_token_id if tokenizer.bos_token_id is not None \
+        else tokenizer.eos_token_id
+    if not ids or ids[0] != boundary:
+        ids = [boundary, *ids]
     device = next(model.parameters()).device
     model.eval()
     out = model.generate(
@@ -148,11 +155,26 @@ def generation_speed(model, tokenizer, new_tokens: int = 64, repeats: int = 3) -
 
 
 def peak_memory_mb() -> float:
-    """Peak memory so far: GPU allocations on CUDA, else the process's peak resident set."""
+    """Peak memory so far: GPU allocations on CUDA, else the process's peak resident set (NaN
+    where neither ``resource`` nor ``psutil`` can tell, e.g. Windows without psutil)."""
     if torch.cuda.is_available() and torch.cuda.max_memory_allocated():
         return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        import resource  # POSIX only: imported here so the package still imports on Windows
+    except ImportError:
+        return _peak_rss_without_resource()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
+
+
+def _peak_rss_without_resource() -> float:
+    """Windows: psutil's peak working set (or the current RSS elsewhere), when psutil exists."""
+    try:
+        import psutil
+    except ImportError:
+        return float("nan")
+    info = psutil.Process().memory_info()
+    return getattr(info, "peak_wset", info.rss) / 2**20
 
 
 def _rss_mb() -> float:

@@ -16,12 +16,14 @@ import contextlib
 import copy
 import json
 import os
+import re
 import shutil
 import warnings
 from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
+from transformers.pytorch_utils import Conv1D
 
 from .train import TrainConfig, make_optimizer, optimizer_state_bytes
 
@@ -137,10 +139,50 @@ def reinit_untrained_tokens(model, token_ids, seed: int = 0):
 # ----------------------------------------------------------------------------- LoRA
 
 
+def _adaptable(module) -> bool:
+    """A layer LoRA can adapt: ``nn.Linear``, or transformers' ``Conv1D`` (GPT-2's attention and
+    MLP: a linear layer whose weight is stored transposed, ``d_in × d_out``)."""
+    return isinstance(module, (torch.nn.Linear, Conv1D))
+
+
 def linear_module_names(model) -> list[str]:
-    """Names (last component) of every ``nn.Linear`` in the model: the valid LoRA targets."""
-    return sorted({name.split(".")[-1] for name, m in model.named_modules()
-                   if isinstance(m, torch.nn.Linear)})
+    """Names (last component) of every ``nn.Linear`` or ``Conv1D`` in the model: the valid LoRA
+    targets."""
+    return sorted({name.split(".")[-1] for name, m in model.named_modules() if _adaptable(m)})
+
+
+_NAME = re.compile(r"[\w.]+")  # a module name ("q_proj", "attn.c_attn"), not a regex
+
+
+def _normalise_targets(targets):
+    """``"all-linear"`` as is; one module name as a one-item list (never split into letters); any
+    other string as a regex (peft full-matches it against each module's dotted path); else a list."""
+    if isinstance(targets, str):
+        if targets == ALL_LINEAR:
+            return targets
+        return [targets] if _NAME.fullmatch(targets) else targets
+    return list(targets)
+
+
+def lora_target_modules(model, targets=("q_proj", "v_proj")) -> dict:
+    """``{dotted path: module}`` of the layers a LoRA ``targets`` spec adapts, matched the way
+    peft matches: a list entry equals a path or its last components, a regex string full-matches
+    a path, and ``'all-linear'`` takes every adaptable layer but the output head."""
+    targets = _normalise_targets(targets)
+    layers = {n: m for n, m in model.named_modules() if n and _adaptable(m)}
+    if targets == ALL_LINEAR:
+        head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        return {n: m for n, m in layers.items() if m is not head}
+    if isinstance(targets, str):
+        try:
+            pattern = re.compile(targets)
+        except re.error as err:
+            raise ValueError(f"LoRA targets={targets!r} is not a valid regular expression "
+                             f"({err}); pass module names such as ['q_proj', 'v_proj'] or a "
+                             "valid regex.") from None
+        return {n: m for n, m in layers.items() if pattern.fullmatch(n)}
+    return {n: m for n, m in layers.items()
+            if any(n == t or n.endswith(f".{t}") for t in targets)}
 
 
 def lora_update(weight: torch.Tensor, A: torch.Tensor, B: torch.Tensor, alpha: float,
@@ -155,12 +197,22 @@ def _quiet_peft():
     FutureWarning where the suite calls peft, so notebooks do not print it."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
+        # peft flips fan_in_fan_out per layer when a spec mixes Linear and Conv1D layers, and
+        # warns each time; the flip is right (lora_model sets it for Conv1D), so the note is noise.
+        warnings.filterwarnings("ignore", message="fan_in_fan_out is set to")
+        # a base loaded from a file (GGUF) has no config.json beside it for peft to compare
+        warnings.filterwarnings("ignore", message="Could not find a config file")
         yield
 
 
 def lora_config(rank: int = 8, alpha: float | None = None, dropout: float = 0.0,
-                targets=("q_proj", "v_proj"), trainable_tokens=None) -> LoraConfig:
-    """A checked ``peft.LoraConfig``; ``alpha`` defaults to ``2·rank`` (scale 2, as is common)."""
+                targets=("q_proj", "v_proj"), trainable_tokens=None,
+                fan_in_fan_out: bool = False) -> LoraConfig:
+    """A checked ``peft.LoraConfig``; ``alpha`` defaults to ``2·rank`` (scale 2, as is common).
+
+    ``targets``: a list of module names, one name as a string, ``'all-linear'``, or a regex
+    string (peft full-matches it against each module's dotted path). ``fan_in_fan_out`` must be
+    True for ``Conv1D`` layers (GPT-2); ``lora_model`` sets it from the model."""
     if not isinstance(rank, int) or rank <= 0:
         raise ValueError(f"LoRA rank={rank!r} must be a positive integer (try 4 or 8).")
     alpha = 2 * rank if alpha is None else alpha
@@ -168,7 +220,7 @@ def lora_config(rank: int = 8, alpha: float | None = None, dropout: float = 0.0,
         raise ValueError(f"LoRA alpha={alpha!r} must be > 0 (a common choice is 2 x rank).")
     if not 0 <= dropout < 1:
         raise ValueError(f"LoRA dropout={dropout!r} must be in [0, 1) (0 is fine for small data).")
-    targets = targets if targets == ALL_LINEAR else list(targets)
+    targets = _normalise_targets(targets)
     if not targets:
         raise ValueError("LoRA targets are empty; name modules such as 'q_proj' or use 'all-linear'.")
     extra = {}
@@ -176,20 +228,29 @@ def lora_config(rank: int = 8, alpha: float | None = None, dropout: float = 0.0,
         # peft's TrainableTokens: only these rows of the (tied) embedding train.
         extra["trainable_token_indices"] = [int(i) for i in trainable_tokens]
     return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
-                      bias="none", task_type="CAUSAL_LM", **extra)
+                      bias="none", task_type="CAUSAL_LM", fan_in_fan_out=fan_in_fan_out, **extra)
 
 
 def lora_model(model, rank: int = 8, alpha: float | None = None, dropout: float = 0.0,
                targets=("q_proj", "v_proj"), trainable_tokens=None, seed: int = 0) -> PeftModel:
     """A LoRA-wrapped copy of ``model``: only the adapters train. Targets that match no module
-    raise instead of silently training nothing."""
+    raise instead of silently training nothing. ``targets`` is a list of module names, one name,
+    ``'all-linear'`` or a regex string; on ``Conv1D`` layers (GPT-2's ``c_attn``, ``c_proj``,
+    ``c_fc``) ``fan_in_fan_out`` is set for you."""
     config = lora_config(rank, alpha, dropout, targets, trainable_tokens)
-    if targets != ALL_LINEAR:
-        available = linear_module_names(model)
-        missing = [t for t in config.target_modules if t not in available]
+    matched = lora_target_modules(model, config.target_modules)
+    available = linear_module_names(model)
+    if not isinstance(config.target_modules, str):  # peft keeps a list as a set
+        missing = [t for t in config.target_modules
+                   if not any(n == t or n.endswith(f".{t}") for n in matched)]
         if missing:
             raise ValueError(f"LoRA target(s) {sorted(missing)} match no module of this model; "
                              f"choose from {available} or use 'all-linear'.")
+    elif config.target_modules != ALL_LINEAR and not matched:
+        raise ValueError(f"LoRA target regex {config.target_modules!r} matches no module path of "
+                         f"this model; choose from {available} (a regex must match a whole "
+                         "dotted path, such as '.*\\.(q_proj|v_proj)') or use 'all-linear'.")
+    config.fan_in_fan_out = any(isinstance(m, Conv1D) for m in matched.values())
     torch.manual_seed(seed)  # A's random init
     with _quiet_peft():
         peft_model = get_peft_model(copy.deepcopy(model), config)
@@ -205,7 +266,8 @@ def save_adapter(peft_model: PeftModel, path) -> int:
     path = Path(path)
     tmp = path.with_name(f".tmp-{path.name}")
     shutil.rmtree(tmp, ignore_errors=True)
-    peft_model.save_pretrained(tmp)
+    with _quiet_peft():
+        peft_model.save_pretrained(tmp)
     meta = {"base_config": _architecture(peft_model.get_base_model().config)}
     (tmp / "llmup_base.json").write_text(json.dumps(meta))
     if path.exists():

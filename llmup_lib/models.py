@@ -96,11 +96,16 @@ def flops_per_token(config, context: int | None = None) -> dict:
 
 
 def load_model(name_or_path: str | os.PathLike, **kwargs) -> PreTrainedModel:
-    """Load a causal LM from a local checkpoint folder or, when online, a Hub name."""
+    """Load a causal LM from a local checkpoint folder, a ``.gguf`` file (e.g.
+    ``llmup_lib.real.smollm2_gguf_path()``, dequantised to float) or, when online, a Hub name."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar is noise in a notebook
     path = Path(name_or_path)
+    if path.suffix.lower() == ".gguf":
+        from .real import load_gguf_model
+
+        return load_gguf_model(path, **kwargs)
     if path.exists():
         if not (path / "config.json").exists():
             raise ValueError(f"{str(path)!r} has no config.json, so it is not a saved model; "

@@ -16,7 +16,16 @@ from typing import Iterable
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+def find_data_dir(package_dir: Path | None = None) -> Path:
+    """The shipped data: ``llmup_lib/data`` in an installed wheel (pyproject maps the top-level
+    ``data/`` there), else ``data/`` beside the package in a checkout or editable install."""
+    package_dir = Path(package_dir or Path(__file__).resolve().parent)
+    installed = package_dir / "data"
+    return installed if (installed / "tokenizer").is_dir() else package_dir.parent / "data"
+
+
+DATA_DIR = find_data_dir()
 TOKENIZER_DIR = DATA_DIR / "tokenizer"
 
 EOS = "<|endoftext|>"  # ends every document, and every chat turn
@@ -74,8 +83,13 @@ def char_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
 
 
 def load_tokenizer(path: str | Path | None = None) -> PreTrainedTokenizerFast:
-    """The suite's shipped BPE (default) or any tokenizer saved with ``save_pretrained``."""
+    """The suite's shipped BPE (default), any tokenizer saved with ``save_pretrained``, or the
+    tokenizer inside a ``.gguf`` file (e.g. ``llmup_lib.real.smollm2_gguf_path()``)."""
     path = Path(path) if path is not None else TOKENIZER_DIR
+    if path.suffix.lower() == ".gguf":
+        from .real import load_gguf_tokenizer
+
+        return load_gguf_tokenizer(path)
     if not (path / "tokenizer.json").exists():
         raise FileNotFoundError(f"No tokenizer.json in {path}; run `python -m llmup_lib "
                                 "build-tokenizer` or pass a folder saved with save_pretrained.")

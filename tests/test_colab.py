@@ -1,4 +1,5 @@
-"""Colab/Binder links and the self-contained setup cell, all generated from one REPO_URL."""
+"""Colab/Binder links and the self-contained setup cell, all generated from one REPO_URL and
+one REF (both placeholders until the project has a public remote)."""
 
 import importlib.util
 import json
@@ -32,22 +33,43 @@ def _unset(monkeypatch, name):
     monkeypatch.delenv(name)
 
 
-def test_badge_urls_come_from_the_one_repo_url(monkeypatch):
+def test_badge_urls_come_from_the_one_repo_url_and_ref(monkeypatch):
     monkeypatch.setattr(colab, "REPO_URL", "https://github.com/someone/llmup-fork")
-    url = "https://github.com/someone/llmup-fork"
-    assert colab.colab_url("02_full_finetuning.ipynb", url) == (
-        "https://colab.research.google.com/github/someone/llmup-fork/blob/main/"
+    monkeypatch.setattr(colab, "REF", "v0.1.0")
+    assert colab.colab_url("02_full_finetuning.ipynb") == (
+        "https://colab.research.google.com/github/someone/llmup-fork/blob/v0.1.0/"
         "notebooks/02_full_finetuning.ipynb")
-    assert colab.binder_url(repo_url=url) == (
-        "https://mybinder.org/v2/gh/someone/llmup-fork/HEAD"
+    assert colab.binder_url() == (
+        "https://mybinder.org/v2/gh/someone/llmup-fork/v0.1.0"
         "?urlpath=lab/tree/notebooks/00_start_here.ipynb")
-    badges = colab.badges_markdown("03_lora_peft", url)
-    assert "(https://colab.research.google.com/github/someone/llmup-fork/blob/main/notebooks/" \
+    badges = colab.badges_markdown("03_lora_peft")
+    assert "(https://colab.research.google.com/github/someone/llmup-fork/blob/v0.1.0/notebooks/" \
            "03_lora_peft.ipynb)" in badges
     assert "colab-badge.svg" in badges and "mybinder.org/badge_logo.svg" in badges
     assert colab.github_repo(colab.REPO_URL + ".git") == "someone/llmup-fork"
+    assert colab.install_spec() == "llmup @ git+https://github.com/someone/llmup-fork@v0.1.0"
+    assert colab.placeholders() == []
     with pytest.raises(ValueError, match="not a GitHub repository URL"):
         colab.github_repo("https://gitlab.com/a/b")
+
+
+def test_the_repo_url_and_ref_are_obvious_placeholders_until_set():
+    assert colab.placeholders() == ["REPO_URL", "REF"]
+    # GitHub owner names allow only letters, digits and single hyphens: this one cannot exist
+    owner = colab.github_repo().split("/")[0]
+    assert "_" in owner
+    assert colab.placeholders("https://github.com/a/b", "v1") == []
+    assert colab.placeholders("https://github.com/a/b", "") == ["REF"]
+
+
+def test_check_fails_while_a_placeholder_is_set(monkeypatch, capsys):
+    tool = _tool()
+    assert tool.main(["--check"]) == 1  # the notebooks are current; the placeholders are not
+    out = capsys.readouterr().out
+    assert "REPO_URL and REF in llmup_lib/colab.py still hold placeholders" in out
+    assert "needs update" not in out
+    monkeypatch.setattr(tool, "placeholders", lambda: [])
+    assert tool.main(["--check"]) == 0  # every notebook carries the current cells
 
 
 def test_insertion_is_idempotent_and_keeps_the_notebook(tmp_path, monkeypatch):
@@ -71,6 +93,7 @@ def test_insertion_is_idempotent_and_keeps_the_notebook(tmp_path, monkeypatch):
 
     assert tool.update(path) is False  # a second run changes nothing
     assert path.read_text() == once
+    monkeypatch.setattr(tool, "placeholders", lambda: [])
     assert tool.main(["--check", str(path)]) == 0
 
     # a new URL rewrites the two cells in place instead of adding two more
@@ -93,7 +116,8 @@ def test_setup_cell_does_nothing_outside_colab(monkeypatch):
     _unset(monkeypatch, "LLMUP_PROFILE")
     path_before = list(sys.path)
     source = colab.setup_cell_source()
-    assert "llmup_lib" not in source  # it must run before the package is installed
+    # it must run before the package is installed: it only asks whether llmup_lib exists
+    assert "import llmup_lib" not in source and "from llmup_lib" not in source
     t0 = time.perf_counter()
     exec(compile(source, "<colab-setup>", "exec"), {})
     assert colab.colab_setup() is False
@@ -102,19 +126,31 @@ def test_setup_cell_does_nothing_outside_colab(monkeypatch):
     assert sys.path == path_before
 
 
-def test_setup_cell_on_colab_installs_and_picks_the_gpu(monkeypatch, tmp_path):
+def test_setup_cell_on_colab_installs_the_pinned_ref_once_and_picks_the_gpu(monkeypatch):
+    import importlib.util
+
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     _unset(monkeypatch, "LLMUP_PROFILE")
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    clone = str(tmp_path / "llmup")
-    assert colab.colab_setup(clone_dir=clone) is True
-    assert calls[0] == ["git", "clone", "--depth", "1", colab.REPO_URL, clone]
-    assert calls[1][1:] == ["-m", "pip", "install", "-q", "-e", clone]
-    assert sys.path[0] == clone
+    real_find_spec = importlib.util.find_spec
+    installed = {"llmup_lib": False}
+
+    def find_spec(name, *args):
+        if name == "llmup_lib":
+            return real_find_spec(name) if installed["llmup_lib"] else None
+        return real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    url, ref = "https://github.com/someone/llmup", "v0.1.0"
+    assert colab.colab_setup(url, ref) is True
+    assert calls == [[sys.executable, "-m", "pip", "install", "-q",
+                      "llmup @ git+https://github.com/someone/llmup@v0.1.0"]]
     assert __import__("os").environ["LLMUP_PROFILE"] == "gpu"
+    installed["llmup_lib"] = True  # rerunning the cell after the install: nothing to do
+    assert colab.colab_setup(url, ref) is True
+    assert len(calls) == 1
 
 
 def test_binder_builds_the_ci_torch_on_cpu_and_caps_threads():

@@ -1,7 +1,8 @@
 """Give every notebook its Colab/Binder badges and its Colab setup cell, idempotently.
 
     python tools/add_colab_cells.py                 # all notebooks/NN_*.ipynb, in place
-    python tools/add_colab_cells.py --check         # exit 1 if a notebook is missing or stale
+    python tools/add_colab_cells.py --check         # exit 1 if a notebook is missing or stale,
+                                                    # or REPO_URL/REF are still placeholders
     python tools/add_colab_cells.py path/to/x.ipynb # just these
 
 Each notebook gets, at the top, a markdown cell with the badges (tag ``colab-badges``) and a
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from llmup_lib.colab import (  # noqa: E402  (after the path fix, so it runs from a checkout)
-    BADGES_TAG, SETUP_TAG, badges_markdown, setup_cell_source)
+    BADGES_TAG, SETUP_TAG, badges_markdown, placeholders, setup_cell_source)
 
 
 def _lines(text: str) -> list[str]:
@@ -77,12 +78,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="change nothing; exit 1 if a notebook lacks the current cells")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    missing = placeholders()
+    if args.check and missing:
+        print(f"{' and '.join(missing)} in llmup_lib/colab.py still hold placeholders; set the "
+              "repository's public URL and the ref to install, then rerun "
+              "tools/add_colab_cells.py.")
     changed = [p for p in paths if update(p, check=args.check)]
     for p in changed:
         print(f"{'needs update' if args.check else 'updated'}: {p}")
     if not changed:
         print(f"{len(paths)} notebook(s) already up to date")
-    return 1 if args.check and changed else 0
+    return 1 if args.check and (changed or missing) else 0
 
 
 if __name__ == "__main__":

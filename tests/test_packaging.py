@@ -1,0 +1,99 @@
+"""`pip install .` (not editable) gives a working package: the wheel carries data/ (tokenizer,
+shipped base model, sweep tables) as llmup_lib/data, and the installed copy loads them from a
+folder outside the checkout. No download: the wheel is built without build isolation and
+installed with --no-deps into a folder put first on the path of this same interpreter, whose
+site-packages provide torch, transformers and the rest."""
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from llmup_lib.tokenizer import DATA_DIR, find_data_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHECK = """
+import json
+import llmup_lib
+from llmup_lib.base import base_dir
+from llmup_lib.models import load_model
+from llmup_lib.profiles import get_profile
+from llmup_lib.scaling import shipped_table
+from llmup_lib.tokenizer import DATA_DIR, load_tokenizer
+tok = load_tokenizer()
+model = load_model(base_dir(get_profile("cpu")))
+print(json.dumps({"package": llmup_lib.__file__, "data": str(DATA_DIR), "vocab": len(tok),
+                  "model_vocab": model.config.vocab_size,
+                  "params": sum(p.numel() for p in model.parameters()),
+                  "table": str(shipped_table("family"))}))
+"""
+
+
+def test_data_dir_is_the_checkouts_here_and_the_packages_when_installed(tmp_path):
+    assert DATA_DIR == ROOT / "data" and (DATA_DIR / "tokenizer" / "tokenizer.json").exists()
+    installed = tmp_path / "site" / "llmup_lib"
+    (installed / "data" / "tokenizer").mkdir(parents=True)
+    assert find_data_dir(installed) == installed / "data"
+    assert find_data_dir(tmp_path / "checkout" / "llmup_lib") == tmp_path / "checkout" / "data"
+
+
+@pytest.mark.slow
+def test_a_non_editable_install_loads_the_shipped_tokenizer_and_base_model(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PIP_NO_INDEX"] = "1"  # nothing may be downloaded
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "--no-build-isolation", "-w", str(wheels), str(ROOT)],
+                   check=True, env=env, cwd=tmp_path, timeout=300)
+    (wheel,) = wheels.glob("llmup-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for shipped in ("llmup_lib/data/tokenizer/tokenizer.json",
+                    "llmup_lib/data/base/cpu/model.safetensors",
+                    "llmup_lib/data/base/cpu/config.json",
+                    "llmup_lib/data/scaling/cpu_family.json"):
+        assert shipped in names, f"{shipped} is not in the wheel"
+    assert any(n.endswith("licenses/LICENSE") for n in names)
+    assert not any("__pycache__" in n for n in names)
+
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--target", str(site), str(wheel)], check=True, env=env, timeout=300)
+    env["PYTHONPATH"] = str(site)  # before site-packages, where an editable llmup may live
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, env=env,
+                         cwd=away, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    import json
+
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert info["package"].startswith(str(site))  # the installed copy, not the checkout
+    assert info["data"] == str(site / "llmup_lib" / "data")
+    assert info["vocab"] == info["model_vocab"] > 500  # the shipped BPE and its base model
+    assert info["params"] > 500_000
+    assert info["table"].startswith(str(site))
+
+
+def test_one_source_of_dependencies():
+    """requirements.txt installs the package with its extras; pyproject lists everything."""
+    import tomllib
+
+    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines == ["-e .[notebooks,test]"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extras = project["project"]["optional-dependencies"]
+    names = {k: {d.split(">")[0].split("=")[0].split("[")[0] for d in v} for k, v in extras.items()}
+    assert {"jupyterlab", "ipykernel", "nbclient"} <= names["notebooks"]
+    assert {"pytest", "nbval", "playwright"} <= names["test"]
+    assert names["real"] == {"gguf"}
+    assert {"torch", "transformers", "peft"} <= {d.split(">")[0].split("=")[0].split("<")[0]
+                                                   for d in project["project"]["dependencies"]}
+    # the SPDX licence string needs setuptools >= 77, and its file ships
+    assert project["project"]["license"] == "MIT" and (ROOT / "LICENSE").exists()
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
+    assert any(r.startswith("setuptools>=77") for r in project["build-system"]["requires"])
