@@ -103,7 +103,9 @@ def chat_example(tokenizer, question, answer):
                                          add_generation_prompt=True, tokenize=False)
     prompt = [eos, *tokenizer.encode(text, add_special_tokens=False)]
     reply = [*tokenizer.encode(" " + answer.strip(), add_special_tokens=False), eos]
-    return (prompt + reply)[:-1], mask_prompt_labels(prompt, reply)
+    seq = prompt + reply
+    labels = [-100] * (len(prompt) - 1) + reply  # label i is token i + 1; prompt ones masked
+    return seq[:-1], labels
 
 
 def masked_mean_loss(token_losses, labels):
