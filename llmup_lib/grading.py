@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import numbers
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np

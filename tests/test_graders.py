@@ -371,3 +371,15 @@ def test_every_solution_source_runs_on_its_own(exercise_id, capsys):
     exec(grading.solution_source(exercise_id), namespace)
     fn = namespace[EXERCISES[exercise_id].name]
     assert grading.grade(exercise_id, fn)
+
+
+def test_every_decision_appears_in_the_hidden_scenarios():
+    decisions = {solutions.choose_upgrade(c[0]) for c in grading.hidden_cases("07.choose_upgrade")}
+    assert decisions == set(OPTIONS)
+
+
+def test_docs_list_every_exercise():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "exercises.md").read_text()
+    assert [i for i in IDS if f"`{i}`" not in text] == []
