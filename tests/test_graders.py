@@ -144,6 +144,12 @@ def test_wrong_shape_or_type_is_one_sentence(capsys):
     assert_one_line(out)
 
 
+def test_a_one_element_tensor_counts_as_a_number(capsys):
+    ok, out = run(capsys, "06.kd_forward_kl",
+                  lambda s, t, T: solutions.kd_forward_kl(s, t, T).reshape(1))
+    assert ok, out
+
+
 def test_not_a_function(capsys):
     ok, out = run(capsys, "01.perplexity", 3.2)
     assert not ok and "expected a function (perplexity(token_losses) -> float), got a float" in out
