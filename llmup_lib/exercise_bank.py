@@ -231,7 +231,8 @@ def peft_lora_merge(W, A, B, alpha, r):
     return layer.base_layer.weight.detach().clone()
 
 
-_NO_SCALE = "Off by the α/r scale: the adapter's term is (alpha / r) · B·A — did you forget it?"
+_NO_SCALE = ("Off by the α/r scale: the adapter's term is (alpha / r) · B·A — did you "
+             "forget it?")
 _INVERTED = "You scaled by r/α; the LoRA scale is α/r."
 
 EX03 = [
@@ -458,7 +459,8 @@ EX05 = [
             Mistake(lambda n, y, e: S.fit_power_law(n, y, 0.0), "You did not subtract the floor: "
                     "fit log(loss − floor), not log(loss)."),
             Mistake(lambda n, y, e: (S.fit_power_law(n, y, e)[0], -S.fit_power_law(n, y, e)[1]),
-                    "alpha has the wrong sign: loss = A·N^(−alpha), so alpha is minus the slope."),
+                    "alpha has the wrong sign: loss = A·N^(−alpha), so alpha is minus the "
+                    "slope."),
             Mistake(lambda n, y, e: (math.log(S.fit_power_law(n, y, e)[0]),
                                      S.fit_power_law(n, y, e)[1]),
                     "Your A is log A: exponentiate the intercept."),
@@ -540,7 +542,8 @@ EX06 = [
         cases=_kd_cases, solution=S.kd_forward_kl, expect=_distill("forward_kl"),
         hints=("Soften both, compare the teacher's distribution to the student's, and keep the "
                "gradient's size independent of T.",
-               "T² · mean over positions of Σ_v p_T · (log p_T − log q_T), p teacher, q student."),
+               "T² · mean over positions of Σ_v p_T · (log p_T − log q_T), p teacher, "
+               "q student."),
         mistakes=(
             Mistake(_kl_with(T2=False), "Off by exactly T² — did you forget the T² factor?"),
             Mistake(_kl_with(forward=False), "That is the reverse KL, KL(q‖p); Hinton's loss "
@@ -670,7 +673,8 @@ EX07 = [
         writes="pareto_front(options: list of {'name', 'cost', 'loss'}) -> list of names",
         cases=_pareto_cases, solution=S.pareto_front, unordered=True,
         hints=("Keep an option unless another one is at least as cheap *and* at least as good.",
-               "o is dominated if some p has p.cost ≤ o.cost and p.loss ≤ o.loss, one strictly."),
+               "o is dominated if some p has p.cost ≤ o.cost and p.loss ≤ o.loss, one "
+               "strictly."),
         mistakes=(Mistake(lambda opts: [o["name"] for o in opts], "You kept every option; drop "
                           "those another option beats on both cost and loss."),
                   Mistake(lambda opts: [min(opts, key=lambda o: o["loss"])["name"]], "Only the "

@@ -245,7 +245,8 @@ def test_value_checks_still_pass_and_diagnose(capsys):
 
 
 def test_same_seed_same_cases_and_verdict(capsys):
-    first, second = grading.hidden_cases("06.kd_forward_kl"), grading.hidden_cases("06.kd_forward_kl")
+    first = grading.hidden_cases("06.kd_forward_kl")
+    second = grading.hidden_cases("06.kd_forward_kl")
     assert all(torch.equal(a, b) for c1, c2 in zip(first, second) for a, b in zip(c1[:2], c2[:2]))
     other = grading.hidden_cases("06.kd_forward_kl", seed=1)
     assert not torch.equal(first[0][0], other[0][0]) or first[0][0].shape != other[0][0].shape
@@ -337,7 +338,8 @@ def _exercise_cell(source, exercise_id="01.bits_per_char", tags=("exercise",)):
     return cell
 
 
-STUB = "def bits_per_char(token_losses, n_chars):\n    # YOUR CODE HERE\n    raise NotImplementedError"
+STUB = ("def bits_per_char(token_losses, n_chars):\n    # YOUR CODE HERE\n"
+        "    raise NotImplementedError")
 
 
 def test_fill_solutions_replaces_only_open_exercise_cells(tmp_path, capsys):
