@@ -7,6 +7,11 @@ the global batch and DDP averages the gradients, which equals the one-process gr
 
 Batches are a pure function of ``(seed, step)``: the loop needs no sampler state, so a resumed
 run sees exactly the batches the uninterrupted run would have seen.
+
+The loss is a hook: ``train(..., loss_fn=...)`` replaces next-token cross-entropy with any loss
+of ``(model, inputs, labels)`` (distillation's ``kd_loss`` is one, see ``llmup_lib.distill``),
+and every run, whatever its loss, gets the same schedule, clipping, accelerate/DDP, memory
+guard, atomic checkpoints, exact resume and timing.
 """
 
 from __future__ import annotations
@@ -179,11 +184,24 @@ def eval_loss(model, blocks, batch_size: int, max_batches: int | None = None) ->
 
 
 def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
-          accelerator: Accelerator | None = None, **overrides) -> TrainResult:
+          accelerator: Accelerator | None = None, loss_fn=None, memory_guard=None,
+          loss_recipe: dict | None = None, **overrides) -> TrainResult:
     """Train ``model`` on token blocks; returns the (unwrapped) model and its history.
 
     With ``cfg.checkpoint_dir`` set, checkpoints are written atomically and an existing one is
     resumed from, exactly: the resumed run ends with the weights of an uninterrupted one.
+
+    Hooks (all optional; ``llmup_lib.distill`` uses them):
+
+    * ``loss_fn(model, inputs, labels, rows=..., step=...)`` returns the loss of one batch (a
+      scalar tensor), or ``(loss, logs)`` where ``logs`` is a dict of numbers added to the
+      history at logging steps. ``rows`` are the indices of this process's blocks in
+      ``train_blocks`` (what a cache of per-block targets needs), ``step`` the 0-based step.
+      Default: next-token cross-entropy (``causal_lm_loss``).
+    * ``memory_guard(model, batch_size, context, device)`` replaces the memory check (it raises
+      ``MemoryError`` when the run cannot fit); it runs before step 1 when ``cfg.memory_check``.
+    * ``loss_recipe``: a JSON-able dict that defines the loss (e.g. α and T); it is saved in
+      checkpoints and a resume with a different one is refused, like a different ``lr``.
     """
     cfg = replace(cfg, **overrides) if cfg else TrainConfig(**overrides)
     accelerator = accelerator or Accelerator()
@@ -202,14 +220,18 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)
     if cfg.memory_check:  # microseconds: a formula and one read of /proc/meminfo
-        from .memory import check_fits, estimate_training_memory
+        if memory_guard is not None:
+            memory_guard(raw, local, inputs.shape[1], accelerator.device)
+        else:
+            from .memory import check_fits, estimate_training_memory
 
-        check_fits(estimate_training_memory(raw, local, inputs.shape[1]),
-                   device=accelerator.device, weights_loaded=True)
+            check_fits(estimate_training_memory(raw, local, inputs.shape[1]),
+                       device=accelerator.device, weights_loaded=True)
     result = TrainResult(model=raw)
     start = 0
     if cfg.checkpoint_dir:
-        start, result.history = load_checkpoint(cfg.checkpoint_dir, raw, optimizer, cfg)
+        start, result.history = load_checkpoint(cfg.checkpoint_dir, raw, optimizer, cfg,
+                                                loss_recipe=loss_recipe)
 
     model.train()
     tokens_per_step = int((labels[:1] != -100).sum()) * cfg.batch_size  # exact for packed text
@@ -222,7 +244,13 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
             group["lr"] = lr_at(step, cfg)
         rows = batch_indices(step, len(inputs), cfg.batch_size, cfg.seed)[rank * local:(rank + 1) * local]
         x, y = inputs[rows].to(accelerator.device), labels[rows].to(accelerator.device)
-        loss = causal_lm_loss(model, x, y)
+        logs = None
+        if loss_fn is None:
+            loss = causal_lm_loss(model, x, y)
+        else:
+            loss = loss_fn(model, x, y, rows=rows, step=step)
+            if isinstance(loss, tuple):
+                loss, logs = loss
         accelerator.backward(loss)
         if cfg.grad_clip:
             accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -233,8 +261,11 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
             mean_loss = float(accelerator.reduce(loss.detach(), "mean"))
-            result.history.append({"step": done, "train_loss": mean_loss, "lr": lr_at(step, cfg),
-                                   "tokens": done * tokens_per_step})
+            row = {"step": done, "train_loss": mean_loss}
+            if logs:  # the hook's own terms (this process's values)
+                row.update({k: float(v) for k, v in logs.items()})
+            row.update({"lr": lr_at(step, cfg), "tokens": done * tokens_per_step})
+            result.history.append(row)
             bar.set_postfix(loss=f"{mean_loss:.3f}")
         if val_blocks is not None and ((cfg.eval_every and done % cfg.eval_every == 0)
                                        or done == cfg.steps):
@@ -243,7 +274,8 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
         if cfg.checkpoint_dir and ((cfg.checkpoint_every and done % cfg.checkpoint_every == 0)
                                    or done == cfg.steps):
             if accelerator.is_main_process:
-                save_checkpoint(cfg.checkpoint_dir, raw, optimizer, cfg, done, result.history)
+                save_checkpoint(cfg.checkpoint_dir, raw, optimizer, cfg, done, result.history,
+                                loss_recipe=loss_recipe)
             accelerator.wait_for_everyone()
     bar.close()
     result.seconds = train_time
@@ -325,7 +357,8 @@ def _step_dirs(ckpt_dir: Path) -> list[Path]:
     return sorted((p for p in ckpt_dir.glob("step-*") if p.is_dir()), reverse=True)
 
 
-def save_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig, step: int, history) -> Path:
+def save_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig, step: int, history,
+                    loss_recipe: dict | None = None) -> Path:
     """Write ``step-NNNNNN/`` atomically: into a temp folder, checksummed, renamed only once
     complete, then the ``latest`` pointer is replaced. A crash at any moment leaves the previous
     one intact; a failed write (disk full) removes the partial folder and says so."""
@@ -338,7 +371,8 @@ def save_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig, step: int, his
     try:
         model.save_pretrained(tmp)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        state = {"step": step, "recipe": cfg.recipe(), "history": history,
+        state = {"step": step, "recipe": cfg.recipe(), "loss_recipe": loss_recipe,
+                 "history": history,
                  "model_config": model.config.to_diff_dict(),
                  "rng": torch.get_rng_state().tolist()}
         (tmp / "trainer_state.json").write_text(json.dumps(state))
@@ -386,10 +420,11 @@ def _is_peft(model) -> bool:
     return isinstance(model, PeftModel)
 
 
-def load_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig) -> tuple[int, list]:
+def load_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig,
+                    loss_recipe: dict | None = None) -> tuple[int, list]:
     """Restore the newest intact checkpoint in ``ckpt_dir`` into ``model``/``optimizer``; returns
     ``(step, history)``, or ``(0, [])`` when there is none. Corrupt ones are skipped with a
-    warning (see above); refuses a different recipe or model."""
+    warning (see above); refuses a different recipe, loss recipe or model."""
     ckpt_dir = Path(ckpt_dir)
     skipped = []
     for path in _step_dirs(ckpt_dir):
@@ -424,6 +459,12 @@ def load_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig) -> tuple[int, 
         if saved != now:
             raise ValueError(f"Checkpoint {str(path)!r} was trained with {key}={saved!r}, not "
                              f"{now!r}; use the same recipe to resume, or a new checkpoint_dir.")
+    saved_loss = state.get("loss_recipe")  # absent in checkpoints of plain train() runs
+    if saved_loss != loss_recipe:
+        plain = "next-token cross-entropy"
+        raise ValueError(f"Checkpoint {str(path)!r} was trained with the loss "
+                         f"{saved_loss or plain}, not {loss_recipe or plain}; use the same loss "
+                         "to resume, or a new checkpoint_dir.")
     now_config = model.config.to_diff_dict()
     for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
                 "intermediate_size"):

@@ -148,3 +148,54 @@ def test_two_processes_match_one(tmp_path):
     assert two["world_size"] == 2 and one["world_size"] == 1
     assert one["final_val_loss"] < one["initial_val_loss"] - 0.3  # it really trained
     assert math.isclose(one["final_val_loss"], two["final_val_loss"], rel_tol=1e-3)
+
+
+# ----------------------------------------------------------------------------- hooks
+def test_loss_hook_replaces_the_loss_and_logs_its_terms(char_tok, tiny_blocks):
+    import torch.nn.functional as F
+
+    train_b, _ = tiny_blocks
+    calls = []
+
+    def doubled(model, x, y, rows, step):
+        calls.append((step, len(rows)))
+        logits = model(input_ids=x).logits
+        ce = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        return 2 * ce, {"half": ce.detach()}
+
+    plain = train(build_model("pico", char_tok, 32), train_b, None, _cfg(steps=4, log_every=1))
+    hooked = train(build_model("pico", char_tok, 32), train_b, None, _cfg(steps=4, log_every=1),
+                   loss_fn=doubled)
+    assert calls == [(s, 8) for s in range(4)]
+    # step 1: same weights, so the hooked loss is exactly twice the plain one
+    assert hooked.history[0]["train_loss"] == pytest.approx(2 * plain.history[0]["train_loss"])
+    assert hooked.history[0]["half"] == pytest.approx(plain.history[0]["train_loss"])
+    assert isinstance(hooked.history[0]["half"], float)
+
+
+def test_memory_guard_hook_runs_before_step_one(char_tok, tiny_blocks):
+    seen = []
+
+    def refuse(model, batch, context, device):
+        seen.append((batch, context, str(device)))
+        raise MemoryError("too big")
+
+    model = build_model("pico", char_tok, 32)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(MemoryError, match="too big"):
+        train(model, tiny_blocks[0], None, _cfg(), memory_guard=refuse)
+    assert seen == [(8, 32, "cpu")]
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
+
+
+def test_resume_refuses_another_loss_recipe(tmp_path, char_tok, tiny_blocks):
+    train_b, _ = tiny_blocks
+    cfg = _cfg(steps=5, checkpoint_dir=str(tmp_path))
+    train(build_model("pico", char_tok, 32), train_b, None, cfg, loss_recipe={"alpha": 0.5})
+    saved = sorted(os.listdir(tmp_path))
+    with pytest.raises(ValueError, match=r"loss \{'alpha': 0.5\}, not \{'alpha': 1.0\}; use the "
+                                         r"same loss"):
+        train(build_model("pico", char_tok, 32), train_b, None, cfg, loss_recipe={"alpha": 1.0})
+    with pytest.raises(ValueError, match=r"not next-token cross-entropy"):
+        train(build_model("pico", char_tok, 32), train_b, None, cfg)
+    assert sorted(os.listdir(tmp_path)) == saved
