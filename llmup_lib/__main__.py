@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
 def _sweep(args) -> None:
     """``python -m llmup_lib sweep``; also runs under ``accelerate launch`` (data-parallel)."""
     from .profiles import get_profile
-    from .scaling import FAMILY_TOKENS, SweepRecipe, plan_isoflop, run_sweep, save_table, size_grid
+    from .scaling import FAMILY_TOKENS, size_grid
+    from .sweep import SweepRecipe, plan_isoflop, run_sweep, save_table
 
     profile = get_profile(args.profile)
     overrides = {k: v for k, v in (("context", args.context), ("batch_size", args.batch_size))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import llmup_lib.train as T
-from llmup_lib import corpora, distill, finetune, models, scaling, widgets
+from llmup_lib import corpora, distill, finetune, models, scaling, sweep, widgets
 from llmup_lib.evaluate import generate
 from llmup_lib.models import build_model
 from llmup_lib.profiles import get_profile
@@ -141,11 +141,11 @@ ROWS = [
      ValueError, ["logits but the teacher has", "same tokenizer"]),
     ("compute-budget", lambda c: scaling.compute_optimal(-1, scaling.REFERENCES["chinchilla"]),
      ValueError, ["got -1", "pass a compute budget in FLOPs"]),
-    ("isoflop-budget", lambda c: scaling.plan_isoflop([0], ["pico"], scaling.SweepRecipe()),
+    ("isoflop-budget", lambda c: sweep.plan_isoflop([0], ["pico"], sweep.SweepRecipe()),
      ValueError, ["budget 0", "positive number of FLOPs"]),
     ("scaling-size", lambda c: scaling.parse_shape("giant"), ValueError,
      ["'giant'", "or a shape like '3x80'"]),
-    ("sweep-table-missing", lambda c: scaling.load_table(c.tmp / "sweep.csv"), FileNotFoundError,
+    ("sweep-table-missing", lambda c: sweep.load_table(c.tmp / "sweep.csv"), FileNotFoundError,
      ["sweep.csv'", "python -m llmup_lib sweep --out PATH"]),
     ("widget-sample-temperature-0", lambda c: widgets.sample_text(c.model(), c.tok, "the", 0),
      ValueError, ["temperature=0", "use greedy=True"]),

@@ -172,7 +172,7 @@ def test_checkpoint_without_manifest_loads_with_a_warning(tmp_path, char_tok, ti
 
 
 def test_corrupt_sweep_cache_row_is_retrained(tmp_path, monkeypatch, char_tok, tiny_blocks):
-    from llmup_lib.scaling import SweepRecipe, run_sweep
+    from llmup_lib.sweep import SweepRecipe, run_sweep
 
     monkeypatch.setenv("LLMUP_CACHE", str(tmp_path))
     calls = []
