@@ -147,23 +147,162 @@ def _read_cached_row(path: Path) -> dict | None:
         return None
 
 
+def recipe_id(recipe: SweepRecipe) -> str:
+    """A short hash of the recipe: rows (and shards) with the same id were trained alike."""
+    return hashlib.sha256(json.dumps(asdict(recipe), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident set in MB (``VmHWM``; ``ru_maxrss`` where there is no
+    ``/proc``; ``None`` on Windows, which has neither)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
+    try:
+        import resource  # not at module level: Windows has no ``resource``
+    except ImportError:
+        return None
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, else KiB
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's ``VmHWM`` to its current RSS (Linux >= 4.0: ``/proc/self/clear_refs``
+    accepts ``5``), so ``peak_rss_mb`` then measures one run. False where it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def check_workers(workers, cores: int | None = None) -> int:
+    cores = cores or usable_cores()
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= cores:
+        raise ValueError(f"workers={workers!r} must be a whole number from 1 to the {cores} "
+                         f"cores of this machine; pass e.g. --workers {cores}.")
+    return workers
+
+
+def parse_shard(text) -> tuple[int, int]:
+    """``"K/N"`` (shard K of N, 1-based) as ``(K, N)``."""
+    try:
+        k, n = (int(x) for x in str(text).split("/"))
+        ok = 1 <= k <= n
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"shard {text!r} is not K/N with 1 <= K <= N; pass e.g. --shard 1/2 "
+                         "(the first of two shards).")
+    return k, n
+
+
+def shard_points(points, shard) -> list[dict]:
+    """Shard ``K/N`` of ``points``: every N-th point from the K-th (so each shard gets a mix of
+    small and large sizes), each tagged with its place in the whole list (``point_index``)."""
+    k, n = parse_shard(shard) if isinstance(shard, str) else parse_shard(f"{shard[0]}/{shard[1]}")
+    return [{**p, "point_index": i} for i, p in enumerate(points) if i % n == k - 1]
+
+
+def _train_point(p: dict, recipe: SweepRecipe, data, progress: bool, accelerator) -> dict:
+    """Train one sweep point and return its row (no cache): the body of ``run_sweep``."""
+    import torch
+
+    from .models import count_params
+    from .train import TrainConfig, eval_loss, train
+
+    tokenizer, train_blocks, val_blocks = data[:3]
+    tokens_per_step = recipe.context * recipe.batch_size
+    shape = parse_shape(p["size"])
+    steps = max(1, round(p["tokens"] / tokens_per_step))
+    measured = reset_peak_rss()
+    model = build_grid_model(p["size"], tokenizer, recipe.context, seed=recipe.seed)
+    counts = count_params(model)
+    lr = recipe.lr(shape[1])
+    cfg = TrainConfig(steps=steps, batch_size=recipe.batch_size, lr=lr,
+                      warmup_steps=max(1, round(recipe.warmup_fraction * steps)),
+                      seed=recipe.seed, progress=progress, log_every=max(1, steps // 20))
+    t0 = time.perf_counter()
+    result = train(model, train_blocks, None, cfg, accelerator=accelerator)
+    wall = time.perf_counter() - t0
+    model = result.model
+    val = eval_loss(model, val_blocks, recipe.batch_size)
+    flops = training_flops(model.config, steps * tokens_per_step, recipe.context)
+    if torch.cuda.is_available() and torch.cuda.max_memory_allocated():
+        peak, scope = torch.cuda.max_memory_allocated() / 2**20, "cuda"
+        torch.cuda.reset_peak_memory_stats()
+    else:  # the process's peak since the reset: this run (a process of its own, or reset)
+        peak, scope = peak_rss_mb(), ("run" if measured else "process")
+    row = {**p, "layers": shape[0], "width": shape[1], "heads": shape[2],
+           "params": counts["non_embedding"], "params_total": counts["total"],
+           "lr": lr, "steps": steps, "tokens": steps * tokens_per_step,
+           "flops_6nd": flops["six_nd"], "flops_total": flops["total"],
+           "flops_attention": flops["attention"], "val_loss": val,
+           "final_train_loss": result.history[-1]["train_loss"],
+           "train_seconds": result.seconds, "wall_seconds": wall,
+           "tokens_per_second": result.tokens_per_second,
+           "state_mb": counts["total"] * 16 / 2**20,  # fp32 weights, grads, Adam m and v
+           "peak_rss_mb": peak, "peak_scope": scope, "threads": torch.get_num_threads(),
+           "device": str(accelerator.device), "processes": accelerator.num_processes,
+           "recipe_id": recipe_id(recipe),
+           "curve_tokens": [h["tokens"] for h in result.history if "train_loss" in h],
+           "curve_loss": [h["train_loss"] for h in result.history if "train_loss" in h]}
+    return row
+
+
+SHARD_KEYS = ("point_index", "shard")  # where a row sits in a sharded sweep, not the run itself
+_WORKER = {}  # a worker process's data and thread count, set once by _init_worker
+
+
+def _init_worker(data, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER["data"] = data
+
+
+def _worker_point(p: dict, recipe: SweepRecipe) -> dict:
+    """One point in a worker process of its own (``max_tasks_per_child=1``): its peak memory
+    is the run's."""
+    from accelerate import Accelerator
+
+    return _train_point(p, recipe, _WORKER["data"], False, Accelerator(cpu=True))
+
+
 def run_sweep(points, recipe: SweepRecipe | None = None, data=None, cache: bool = True,
-              progress: bool = False, log=print) -> list[dict]:
+              progress: bool = False, log=print, workers: int | None = None,
+              threads: int | None = None) -> list[dict]:
     """Train one model per point (``{"size": name, "tokens": D, ...}``) with ``recipe`` and
     return one row per run: shape, parameters, lr, steps, tokens, FLOPs (both counts), the
-    validation loss, wall time, throughput and memory.
+    validation loss, wall time, throughput and the run's peak memory.
 
     Rows are cached in ``$LLMUP_CACHE/scaling`` (default ``~/.cache/llmup``) by recipe, shape
     and tokens, so rerunning a sweep (or a later notebook) costs nothing; ``cache=False``
     retrains. Under ``accelerate launch`` each run is data-parallel over the processes (the
     recipe's batch is global) and only the main process writes the cache.
-    """
-    import torch
-    from accelerate import Accelerator
 
-    from .evaluate import peak_memory_mb
-    from .models import count_params
-    from .train import TrainConfig, eval_loss, train
+    ``workers=N`` trains N points at once, each in a fresh process of its own (CPU), with
+    ``threads`` torch threads each (default: the cores split evenly): on a small model one
+    thread per run is faster than two threads on one run. ``peak_rss_mb`` is each run's own
+    peak (``peak_scope`` "run"), from its process or, in-process on Linux, after resetting the
+    process's high-water mark.
+    """
+    from accelerate import Accelerator
 
     recipe = recipe or SweepRecipe()
     points = [dict(p) for p in points]
@@ -171,61 +310,103 @@ def run_sweep(points, recipe: SweepRecipe | None = None, data=None, cache: bool 
         if "tokens" not in p or not p["tokens"] > 0:
             raise ValueError(f"sweep point {p!r} needs a positive 'tokens' count.")
         parse_shape(p["size"])
-    tokens_per_step = recipe.context * recipe.batch_size
+    accelerator = Accelerator()
+    if workers is not None:
+        check_workers(workers)
+        if accelerator.num_processes > 1:
+            raise ValueError(f"workers={workers} cannot be combined with {accelerator.num_processes}"
+                             " accelerate processes; use one or the other.")
+        threads = threads or max(1, usable_cores() // workers)
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads={threads!r} must be a positive whole number; pass e.g. 1.")
+    if not points:
+        return []
     max_tokens = max(p["tokens"] for p in points)
     if data is None:
         data = sweep_data(recipe, max_tokens)
-    tokenizer, train_blocks, val_blocks = data[:3]
-    accelerator = Accelerator()
+    data = tuple(data[:3])
     root = _cache_root()
-    rows = []
-    for p in points:
-        shape = parse_shape(p["size"])
-        key = _row_key(p, recipe, shape, len(train_blocks))
-        path = root / f"{key}.json"
+    rows: list = [None] * len(points)
+    todo = []
+    for i, p in enumerate(points):
+        path = root / f"{_row_key(p, recipe, parse_shape(p['size']), len(data[1]))}.json"
         row = _read_cached_row(path) if cache else None
         if row is not None:
-            row.update({k: v for k, v in p.items() if k not in row})
-            rows.append(row)
-            continue
-        steps = max(1, round(p["tokens"] / tokens_per_step))
-        model = build_grid_model(p["size"], tokenizer, recipe.context, seed=recipe.seed)
-        counts = count_params(model)
-        lr = recipe.lr(shape[1])
-        cfg = TrainConfig(steps=steps, batch_size=recipe.batch_size, lr=lr,
-                          warmup_steps=max(1, round(recipe.warmup_fraction * steps)),
-                          seed=recipe.seed, progress=progress, log_every=max(1, steps // 20))
-        t0 = time.perf_counter()
-        result = train(model, train_blocks, None, cfg, accelerator=accelerator)
-        wall = time.perf_counter() - t0
-        model = result.model
-        val = eval_loss(model, val_blocks, recipe.batch_size)
-        flops = training_flops(model.config, steps * tokens_per_step, recipe.context)
-        row = {**p, "layers": shape[0], "width": shape[1], "heads": shape[2],
-               "params": counts["non_embedding"], "params_total": counts["total"],
-               "lr": lr, "steps": steps, "tokens": steps * tokens_per_step,
-               "flops_6nd": flops["six_nd"], "flops_total": flops["total"],
-               "flops_attention": flops["attention"], "val_loss": val,
-               "final_train_loss": result.history[-1]["train_loss"],
-               "train_seconds": result.seconds, "wall_seconds": wall,
-               "tokens_per_second": result.tokens_per_second,
-               "state_mb": counts["total"] * 16 / 2**20,  # fp32 weights, grads, Adam m and v
-               "peak_rss_mb": peak_memory_mb(),
-               "device": str(accelerator.device), "processes": accelerator.num_processes,
-               "curve_tokens": [h["tokens"] for h in result.history if "train_loss" in h],
-               "curve_loss": [h["train_loss"] for h in result.history if "train_loss" in h]}
-        rows.append(row)
+            row.update({k: v for k, v in p.items() if k not in row or k in SHARD_KEYS})
+            row.setdefault("recipe_id", recipe_id(recipe))  # rows cached before it existed
+            rows[i] = row
+        else:
+            todo.append((i, p, path))
+
+    def finish(i, p, path, row):
+        rows[i] = row
         if cache and accelerator.is_main_process:
             root.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"row": row, "sha256": _row_digest(row)}))
+            kept = {k: v for k, v in row.items() if k not in SHARD_KEYS}  # not the run's
+            tmp.write_text(json.dumps({"row": kept, "sha256": _row_digest(kept)}))
             os.replace(tmp, path)
         if log and accelerator.is_main_process:
-            log(f"{p['size']:>7} N={row['params']:>9,} D={row['tokens']:>9,} lr={lr:.2g}: "
-                f"val loss {val:.4f}")
-        del model, result
-        torch.manual_seed(recipe.seed)
+            log(f"{p['size']:>7} N={row['params']:>9,} D={row['tokens']:>9,} "
+                f"lr={row['lr']:.2g}: val loss {row['val_loss']:.4f}")
+
+    if workers is None:
+        import torch
+
+        for i, p, path in todo:
+            finish(i, p, path, _train_point(p, recipe, data, progress, accelerator))
+            torch.manual_seed(recipe.seed)
+    elif todo:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn (not fork): a fresh interpreter per run, safe with torch's thread pools and the
+        # same on every OS; each process runs one point, so its peak memory is that run's
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(data, threads),
+                                 max_tasks_per_child=1) as pool:
+            futures = [(pool.submit(_worker_point, p, recipe), i, p, path)
+                       for i, p, path in todo]
+            for future, i, p, path in futures:
+                finish(i, p, path, future.result())
     return rows
+
+
+def merge_tables(paths, out=None) -> list[dict]:
+    """Join the partial tables of a sharded sweep (``--shard K/N``) into one, in the order of
+    the unsharded sweep; with ``out``, save it. Tables of different recipes, or two rows for
+    the same point, are refused before anything is written."""
+    if len(paths) < 1:
+        raise ValueError("merge needs at least one table; pass the shards' tables, e.g. "
+                         "`sweep merge part1.json part2.json --out sweep.json`.")
+    tables = [(str(p), load_table(p)) for p in paths]
+    first_path, first = next(((p, rows) for p, rows in tables if rows), (None, []))
+    ref = first[0].get("recipe_id") if first else None
+    merged, seen = [], {}
+    for path, rows in tables:
+        for row in rows:
+            if row.get("recipe_id") != ref:
+                raise ValueError(f"{path!r} was made with recipe {row.get('recipe_id')!r} but "
+                                 f"{first_path!r} with {ref!r}; merge only the shards of one "
+                                 "sweep command (same --profile, --context, --batch-size), or "
+                                 "rerun the odd one with that recipe.")
+            key = row.get("point_index", (row["size"], row["tokens"], row.get("budget")))
+            if key in seen:
+                raise ValueError(f"{path!r} and {seen[key]!r} both hold the point {row['size']} "
+                                 f"at {row['tokens']} tokens; pass each shard's table once.")
+            seen[key] = path
+            merged.append(row)
+    merged.sort(key=lambda r: r.get("point_index", 0))
+    shards = {r.get("shard") for r in merged if r.get("shard")}
+    if shards:
+        n = int(next(iter(shards)).split("/")[1])
+        if len(shards) != n:
+            warnings.warn(f"merged {len(shards)} of {n} shards; the table is partial.",
+                          stacklevel=2)
+    out_rows = [{k: v for k, v in r.items() if k not in SHARD_KEYS} for r in merged]
+    if out is not None:
+        save_table(out_rows, out)
+    return out_rows
 
 
 def save_table(rows: list[dict], path) -> Path:
