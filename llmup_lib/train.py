@@ -56,6 +56,9 @@ class TrainConfig:
     checkpoint_every: int = 0  # 0: only at the end (when checkpoint_dir is set)
     keep_checkpoints: int = 2
     progress: bool = True
+    # torch.compile the model for the training steps (eval stays eager). The first step pays the
+    # compilation: TrainResult.compile_seconds reports it, and tokens_per_second leaves it out.
+    compile: bool = False
     # Refuse, before step 1, a run whose estimated memory exceeds what is free (llmup_lib.memory).
     memory_check: bool = field(default=True, repr=False)
 
@@ -69,6 +72,9 @@ class TrainConfig:
                 or not math.isfinite(self.lr) or self.lr <= 0:
             raise ValueError(f"lr={self.lr!r} must be a positive finite number; pass e.g. "
                              "lr=1e-3 (1e-4 to 1e-2 suits the suite's models).")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile={self.compile!r} must be True or False; pass "
+                             "compile=True to train through torch.compile.")
         if self.warmup_steps is None:
             self.warmup_steps = max(1, self.steps // 20)
         self.betas = tuple(self.betas)
@@ -85,6 +91,9 @@ class TrainResult:
     tokens_per_second: float = 0.0
     seconds: float = 0.0
     optimizer_bytes: int = 0  # measured: the optimizer's state tensors at the end of the run
+    # with TrainConfig(compile=True): the first step's wall time, which holds torch.compile's
+    # compilation (forward and backward graphs); seconds includes it, tokens_per_second does not
+    compile_seconds: float = 0.0
 
     def series(self, key: str) -> tuple[list, list]:
         """(steps, values) of one metric, ready for ``plt.plot``."""
@@ -130,6 +139,33 @@ def causal_lm_loss(model, inputs: torch.Tensor, labels: torch.Tensor) -> torch.T
     """Mean next-token cross-entropy. Labels are already shifted, so no copy is made."""
     logits = model(input_ids=inputs).logits
     return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+
+
+def compile_unavailable() -> str | None:
+    """Why ``torch.compile`` cannot run here, in a few words, or ``None`` when it can."""
+    if not hasattr(torch, "compile"):
+        return f"PyTorch {torch.__version__} has no torch.compile (it arrived in 2.0)"
+    try:
+        import torch._dynamo as dynamo
+    except ImportError as err:  # a stripped or broken build
+        return f"torch._dynamo cannot be imported ({err})"
+    if not dynamo.is_dynamo_supported():
+        import sys
+
+        return (f"torch.compile does not support Python {sys.version_info.major}."
+                f"{sys.version_info.minor} on this PyTorch {torch.__version__}")
+    return None
+
+
+def compile_model(model):
+    """``torch.compile(model)`` (a wrapper sharing the model's parameters), or one clear error
+    when this PyTorch cannot compile."""
+    why = compile_unavailable()
+    if why is not None:
+        raise RuntimeError(f"compile=True needs torch.compile, but {why}; pass compile=False "
+                           "to train eagerly (same numbers, a little slower), or install "
+                           "PyTorch >= 2.0 on a supported Python.")
+    return torch.compile(model)
 
 
 def check_token_ids(model, inputs: torch.Tensor) -> None:
@@ -219,6 +255,9 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
     optimizer = make_optimizer(model, cfg)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)
+    # the training steps run through the compiled wrapper (lazy: it compiles on the first
+    # step); evaluation, checkpoints and the result use the plain model, which shares its weights
+    step_model = compile_model(model) if cfg.compile else model
     if cfg.memory_check:  # microseconds: a formula and one read of /proc/meminfo
         if memory_guard is not None:
             memory_guard(raw, local, inputs.shape[1], accelerator.device)
@@ -246,9 +285,9 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
         x, y = inputs[rows].to(accelerator.device), labels[rows].to(accelerator.device)
         logs = None
         if loss_fn is None:
-            loss = causal_lm_loss(model, x, y)
+            loss = causal_lm_loss(step_model, x, y)
         else:
-            loss = loss_fn(model, x, y, rows=rows, step=step)
+            loss = loss_fn(step_model, x, y, rows=rows, step=step)
             if isinstance(loss, tuple):
                 loss, logs = loss
         accelerator.backward(loss)
@@ -256,6 +295,9 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
             accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if cfg.compile and step == start:
+            float(loss.detach())  # wait for the step (a GPU runs ahead) before reading the clock
+            result.compile_seconds = time.perf_counter() - t0
         train_time += time.perf_counter() - t0
 
         done = step + 1
@@ -281,7 +323,10 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
     result.seconds = train_time
     result.optimizer_bytes = optimizer_state_bytes(optimizer)
     steps_run = cfg.steps - start
-    result.tokens_per_second = steps_run * tokens_per_step / train_time if train_time else 0.0
+    steady_steps, steady_time = steps_run, train_time
+    if result.compile_seconds and steps_run > 1:  # steady state: without the compiling step
+        steady_steps, steady_time = steps_run - 1, train_time - result.compile_seconds
+    result.tokens_per_second = steady_steps * tokens_per_step / steady_time if steady_time else 0.0
     return result
 
 

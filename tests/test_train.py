@@ -199,3 +199,44 @@ def test_resume_refuses_another_loss_recipe(tmp_path, char_tok, tiny_blocks):
     with pytest.raises(ValueError, match=r"not next-token cross-entropy"):
         train(build_model("pico", char_tok, 32), train_b, None, cfg)
     assert sorted(os.listdir(tmp_path)) == saved
+
+
+# ----------------------------------------------------------------------------- torch.compile
+COMPILE_TOLERANCE = 1e-4  # compiled vs eager, losses and weights after 4 steps (absolute)
+
+
+def test_compiled_training_matches_eager_within_tolerance(char_tok, tiny_blocks):
+    train_b, val_b = tiny_blocks
+    cfg = _cfg(steps=4, log_every=1)
+    eager = train(build_model("pico", char_tok, 32, seed=0), train_b, val_b, cfg)
+    compiled = train(build_model("pico", char_tok, 32, seed=0), train_b, val_b,
+                     _cfg(steps=4, log_every=1, compile=True))
+    assert eager.compile_seconds == 0.0 and compiled.compile_seconds > 0
+    # the compiling step is in seconds but not in the steady-state tokens/s
+    assert compiled.seconds > compiled.compile_seconds
+    assert compiled.tokens_per_second == pytest.approx(
+        3 * 8 * 32 / (compiled.seconds - compiled.compile_seconds))
+    assert compiled.series("train_loss")[1] == pytest.approx(eager.series("train_loss")[1],
+                                                             abs=COMPILE_TOLERANCE)
+    assert compiled.final_val_loss == pytest.approx(eager.final_val_loss, abs=COMPILE_TOLERANCE)
+    for p, q in zip(eager.model.parameters(), compiled.model.parameters()):
+        torch.testing.assert_close(p, q, atol=COMPILE_TOLERANCE, rtol=0)
+    assert type(compiled.model) is type(eager.model)  # the plain model comes back, not a wrapper
+
+
+def test_compile_unavailable_is_one_clear_error(char_tok, tiny_blocks, monkeypatch, tmp_path):
+    import llmup_lib.train as T
+
+    monkeypatch.setattr(T, "compile_unavailable",
+                        lambda: "PyTorch 1.13.1 has no torch.compile (it arrived in 2.0)")
+    model = build_model("pico", char_tok, 32)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(RuntimeError, match=r"compile=True needs torch.compile, but PyTorch 1.13.1"
+                                           r" has no torch.compile.*pass compile=False"):
+        train(model, tiny_blocks[0], None, _cfg(compile=True, checkpoint_dir=str(tmp_path)))
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
+    assert not any(tmp_path.iterdir())
+    monkeypatch.undo()
+    assert T.compile_unavailable() is None  # this machine's torch can compile
+    with pytest.raises(ValueError, match=r"compile='yes' must be True or False"):
+        _cfg(compile="yes")
