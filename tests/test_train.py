@@ -240,3 +240,26 @@ def test_compile_unavailable_is_one_clear_error(char_tok, tiny_blocks, monkeypat
     assert T.compile_unavailable() is None  # this machine's torch can compile
     with pytest.raises(ValueError, match=r"compile='yes' must be True or False"):
         _cfg(compile="yes")
+
+
+def test_fused_adamw_comes_with_compile_and_on_request():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    from llmup_lib.train import make_optimizer
+
+    def fused(**kw):
+        return bool(make_optimizer(model, _cfg(**kw)).defaults.get("fused"))
+    assert not fused() and fused(compile=True) and fused(fused_adamw=True)
+    assert not fused(compile=True, fused_adamw=False)
+    groups = make_optimizer(model, _cfg(fused_adamw=True)).param_groups
+    assert [g["weight_decay"] for g in groups] == [0.1, 0.0]  # still no decay on gains
+    with pytest.raises(ValueError, match=r"fused_adamw='yes' must be True, False or None"):
+        _cfg(fused_adamw="yes")
+
+
+def test_fused_adamw_trains_like_the_default_adamw(char_tok, tiny_blocks):
+    train_b, _ = tiny_blocks
+    plain = train(build_model("pico", char_tok, 32), train_b, None, _cfg(steps=5, log_every=1))
+    fused = train(build_model("pico", char_tok, 32), train_b, None,
+                  _cfg(steps=5, log_every=1, fused_adamw=True))
+    assert fused.series("train_loss")[1] == pytest.approx(plain.series("train_loss")[1],
+                                                          abs=1e-5)
