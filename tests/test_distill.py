@@ -338,3 +338,29 @@ def test_eval_loss_of_distilled_student_is_finite(char_tok, pair, tiny_blocks):
                   lr=1e-3, divergence="jsd", alpha=0.5, progress=False)
     assert math.isfinite(res.final_val_loss)
     assert res.final_val_loss == pytest.approx(eval_loss(res.model, va, 4, 8), rel=1e-5)
+
+
+def test_kd_loss_fn_is_kd_loss_on_the_teachers_logits(pair, tiny_blocks):
+    from llmup_lib.distill import kd_loss_fn
+
+    teacher, student = pair
+    blocks = tiny_blocks[0][:6]
+    rows = torch.tensor([4, 1])
+    x, y = blocks[rows, :-1], blocks[rows, 1:]
+    cache = TeacherCache(teacher, blocks, progress=False)
+    with torch.no_grad():
+        want = kd_loss(student(input_ids=x).logits, teacher(input_ids=x).logits, y, 0.3, 2.0)
+        for source in (teacher, cache):  # live teacher, or the cache looked up by rows
+            loss, logs = kd_loss_fn(source, 0.3, 2.0)(student, x, y, rows=rows, step=0)
+            assert float(loss) == pytest.approx(float(want), rel=1e-5)
+            assert float(loss) == pytest.approx(0.3 * logs["kd"] + 0.7 * logs["ce"], rel=1e-5)
+
+    class NoTeacher:  # alpha = 0 must never call the teacher
+        def __call__(self, *a, **k):
+            raise AssertionError("the teacher was called")
+    with torch.no_grad():
+        loss, logs = kd_loss_fn(NoTeacher(), alpha=0.0)(student, x, y, rows=rows, step=0)
+        ce = F.cross_entropy(student(input_ids=x).logits.flatten(0, 1), y.flatten())
+    assert float(loss) == pytest.approx(float(ce), rel=1e-6) and logs["kd"] == 0.0
+    with pytest.raises(ValueError, match="alpha=2"):
+        kd_loss_fn(teacher, alpha=2)
