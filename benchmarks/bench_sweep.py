@@ -11,8 +11,7 @@ process per point in both arms, so both pay the same start-up), arms alternate w
 (A B A B ...), and the table gives every repeat, so a busy neighbour shows up as spread
 rather than as a false ratio.
 
-Throughput = all points' training tokens / the sweep's wall time (start-up included);
-"train tok/s" sums the runs' own tokens/s (start-up excluded).
+Throughput = all points' training tokens / the sweep's wall time (process start-up included).
 """
 
 from __future__ import annotations
@@ -32,10 +31,7 @@ def one_sweep(points, recipe, data, workers, threads) -> dict:
                      threads=threads)
     wall = time.perf_counter() - t0
     tokens = sum(r["tokens"] for r in rows)
-    return {"wall": wall, "tok_s": tokens / wall,
-            "train_tok_s": tokens / max(r["train_seconds"] for r in rows) if workers > 1
-            else tokens / sum(r["train_seconds"] for r in rows),
-            "peak_mb": max(r["peak_rss_mb"] for r in rows)}
+    return {"wall": wall, "tok_s": tokens / wall, "peak_mb": max(r["peak_rss_mb"] for r in rows)}
 
 
 def main(argv=None) -> None:
