@@ -22,8 +22,9 @@ only the one token the text happened to contain ("hard labels"). With temperatur
 Also here: distillation as ``train()`` with a loss hook (``kd_loss_fn``: the teacher runs
 without gradients, on the fly or from a cache of its hidden states; one loop, so distillation
 gets accelerate, checkpoints, exact resume and the memory guard), sequence-level KD (train on
-text the teacher wrote; Kim & Rush, 2016), an on-policy variant (the student writes, the teacher scores), and what deployment cares
-about: size on disk, latency, throughput and int8 dynamic quantization.
+text the teacher wrote; Kim & Rush, 2016), an on-policy variant (the student writes, the
+teacher scores), and what deployment cares about: size on disk, latency, throughput and int8
+dynamic quantization.
 """
 
 from __future__ import annotations

@@ -314,8 +314,9 @@ def run_sweep(points, recipe: SweepRecipe | None = None, data=None, cache: bool 
     if workers is not None:
         check_workers(workers)
         if accelerator.num_processes > 1:
-            raise ValueError(f"workers={workers} cannot be combined with {accelerator.num_processes}"
-                             " accelerate processes; use one or the other.")
+            raise ValueError(f"workers={workers} cannot be combined with "
+                             f"{accelerator.num_processes} accelerate processes; use one or the "
+                             "other.")
         threads = threads or max(1, usable_cores() // workers)
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads={threads!r} must be a positive whole number; pass e.g. 1.")
