@@ -32,6 +32,14 @@ def main(argv: list[str] | None = None) -> None:
     sweep.add_argument("--batch-size", type=int, default=None)
     sweep.add_argument("--no-cache", action="store_true", help="retrain cached points")
     sweep.add_argument("--out", default="sweep.csv", help="table to write (.csv or .json)")
+    sweep.add_argument("--workers", type=int, default=None,
+                       help="train N points at once, each in a process of its own with the "
+                       "cores split between them (default: one point at a time, in-process)")
+    sweep.add_argument("--shard", default=None,
+                       help="K/N: train only shard K of N of the points (every N-th from the "
+                       "K-th), e.g. one per machine or Slurm array task; then `sweep merge`")
+    sweep.add_argument("merge", nargs="*", metavar="merge TABLE",
+                       help="`sweep merge A B ... --out T` joins the shards' tables into one")
     runall = sub.add_parser("run-all", help="execute every notebook headless, one fresh kernel "
                             "each, and print a table of status, time, peak memory and key result")
     runall.add_argument("--out", default="executed", help="folder for the executed copies")
@@ -83,8 +91,27 @@ def main(argv: list[str] | None = None) -> None:
 def _sweep(args) -> None:
     """``python -m llmup_lib sweep``; also runs under ``accelerate launch`` (data-parallel)."""
     from .profiles import get_profile
-    from .scaling import FAMILY_TOKENS, SweepRecipe, plan_isoflop, run_sweep, save_table, size_grid
+    from .scaling import FAMILY_TOKENS, size_grid
+    from .sweep import (SweepRecipe, check_workers, merge_tables, parse_shard, plan_isoflop,
+                        run_sweep, save_table, shard_points)
 
+    if args.merge:
+        if args.merge[0] != "merge":
+            raise SystemExit(f"error: unexpected argument {args.merge[0]!r}; to join tables use "
+                             "`python -m llmup_lib sweep merge A B ... --out T`.")
+        try:
+            rows = merge_tables(args.merge[1:], args.out)
+        except (ValueError, FileNotFoundError) as err:
+            raise SystemExit(f"error: {err}") from None
+        print(f"merged {len(args.merge) - 1} tables, {len(rows)} runs, into {args.out}")
+        return
+    try:
+        if args.workers is not None:
+            check_workers(args.workers)
+        if args.shard is not None:
+            parse_shard(args.shard)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     profile = get_profile(args.profile)
     overrides = {k: v for k, v in (("context", args.context), ("batch_size", args.batch_size))
                  if v is not None}
@@ -98,7 +125,12 @@ def _sweep(args) -> None:
         points = [{"size": n, "tokens": tokens} for n in names]
     if not points:
         raise SystemExit("No sweep points: every size got too few steps; raise --flops.")
-    rows = run_sweep(points, recipe, cache=not args.no_cache)
+    if args.shard is not None:
+        points = [{**p, "shard": args.shard} for p in shard_points(points, args.shard)]
+        if not points:
+            raise SystemExit(f"Shard {args.shard} has no points (there are fewer points than "
+                             "shards); use fewer shards.")
+    rows = run_sweep(points, recipe, cache=not args.no_cache, workers=args.workers)
     from accelerate import PartialState
 
     if PartialState().is_main_process:

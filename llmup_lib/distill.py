@@ -19,10 +19,12 @@ only the one token the text happened to contain ("hard labels"). With temperatur
   none, so it may concentrate on one mode. The generalized Jensen–Shannon divergence ``jsd``
   with weight ``β`` lies between them (Agarwal et al., 2024, "GKD").
 
-Also here: a distillation training loop (the teacher runs without gradients, on the fly or from
-a cache of its hidden states), sequence-level KD (train on text the teacher wrote; Kim & Rush,
-2016), an on-policy variant (the student writes, the teacher scores), and what deployment cares
-about: size on disk, latency, throughput and int8 dynamic quantization.
+Also here: distillation as ``train()`` with a loss hook (``kd_loss_fn``: the teacher runs
+without gradients, on the fly or from a cache of its hidden states; one loop, so distillation
+gets accelerate, checkpoints, exact resume and the memory guard), sequence-level KD (train on
+text the teacher wrote; Kim & Rush, 2016), an on-policy variant (the student writes, the
+teacher scores), and what deployment cares about: size on disk, latency, throughput and int8
+dynamic quantization.
 """
 
 from __future__ import annotations
@@ -30,15 +32,14 @@ from __future__ import annotations
 import inspect
 import io
 import math
-import time
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .evaluate import generation_times
-from .train import TrainConfig, TrainResult, batch_indices, eval_loss, lr_at, make_optimizer, \
-    split_blocks
+from .train import TrainConfig, TrainResult, causal_lm_loss, split_blocks, train
 
 DIVERGENCES = ("forward", "reverse", "jsd")
 
@@ -227,79 +228,64 @@ def check_distill_fits(student, batch_size: int, context: int, device=None) -> d
     return estimate
 
 
+def _teacher_logits(teacher, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The teacher's logits for the batch ``x`` (blocks ``rows`` of the training set), on
+    ``x``'s device: from a ``TeacherCache``, or a forward pass without gradients (the teacher may
+    live on another device than the student)."""
+    if isinstance(teacher, TeacherCache):
+        return teacher.logits(rows.cpu()).to(x.device)
+    with torch.no_grad():
+        t_device = teacher.get_output_embeddings().weight.device
+        return teacher(input_ids=x.to(t_device)).logits.to(x.device)
+
+
+def kd_loss_fn(teacher, alpha: float = 1.0, temperature: float = 1.0, divergence: str = "forward",
+               beta: float = 0.5):
+    """``train()``'s loss hook for logit distillation: the teacher's logits (no gradients),
+    then ``kd_loss``; the two terms are logged as ``kd`` and ``ce``. With ``alpha=0`` the teacher
+    is never called and the loss is ``train()``'s own next-token cross-entropy."""
+    alpha = check_alpha(alpha)
+    check_temperature(temperature)
+    divergence_fn(divergence)
+
+    def loss_fn(model, x, y, rows, step):
+        if alpha == 0:  # no teacher at all: plain next-token cross-entropy
+            loss = causal_lm_loss(model, x, y)
+            return loss, {"kd": 0.0, "ce": float(loss.detach())}
+        t_logits = _teacher_logits(teacher, x, rows)
+        loss, soft, hard = kd_loss(model(input_ids=x).logits, t_logits, y, alpha, temperature,
+                                   divergence, beta, return_parts=True)
+        return loss, {"kd": soft, "ce": hard}
+
+    return loss_fn
+
+
 def distill(student, teacher, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
             alpha: float = 1.0, temperature: float = 1.0, divergence: str = "forward",
             beta: float = 0.5, **overrides) -> TrainResult:
-    """Train ``student`` to match ``teacher`` on ``train_blocks``: ``train()``'s loop (same
-    schedule, same batches for the same seed, same clipping), with ``kd_loss`` for the loss.
+    """Train ``student`` to match ``teacher`` on ``train_blocks``: ``train()`` itself (same
+    schedule, same batches for the same seed, same clipping, accelerate/DDP, atomic checkpoints
+    and exact resume, the same timing), with ``kd_loss`` as its loss hook.
 
     ``teacher`` is a model, run under ``torch.no_grad()`` on each batch, or a ``TeacherCache``
     of the same ``train_blocks`` (much faster when several students share one teacher). With
     ``alpha=0`` this is exactly training from scratch. History rows also hold ``kd`` and ``ce``,
-    the two terms of the loss. One process (no DDP): the teacher's pass is what it adds.
+    the two terms of the loss. The memory guard counts the teacher's logits
+    (``check_distill_fits``); ``tokens_per_second`` counts training steps only, not evaluation.
     """
-    cfg = cfg or TrainConfig(**overrides)
-    check_alpha(alpha)
-    check_temperature(temperature)
-    divergence_fn(divergence)
+    cfg = replace(cfg, **overrides) if cfg else TrainConfig(**overrides)
+    loss_fn = kd_loss_fn(teacher, alpha, temperature, divergence, beta)
     check_vocab(student.get_output_embeddings().weight.shape[0], teacher_vocab(teacher))
-    inputs, labels = split_blocks(train_blocks)
+    inputs, _ = split_blocks(train_blocks)
     if isinstance(teacher, TeacherCache) and teacher.n_blocks != len(inputs):
         raise ValueError(f"The TeacherCache holds {teacher.n_blocks} blocks but "
                          f"train_blocks has {len(inputs)}; build the cache from these blocks.")
     if not isinstance(teacher, TeacherCache):
         teacher.eval()  # the teacher never trains: no dropout, no gradients
-    device = next(student.parameters()).device
-
-    if cfg.memory_check:
-        check_distill_fits(student, cfg.batch_size, inputs.shape[1], device)
-
-    torch.manual_seed(cfg.seed)
-    optimizer = make_optimizer(student, cfg)
-    result = TrainResult(model=student)
-    student.train()
-    tokens_per_step = int((labels[:1] != -100).sum()) * cfg.batch_size
-    bar = tqdm(range(cfg.steps), desc="distill", disable=not cfg.progress)
-    t_start = time.perf_counter()
-    for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        rows = batch_indices(step, len(inputs), cfg.batch_size, cfg.seed)
-        x, y = inputs[rows].to(device), labels[rows].to(device)
-        if alpha > 0:
-            if isinstance(teacher, TeacherCache):
-                t_logits = teacher.logits(rows).to(device)
-            else:  # the teacher may live on another device than the student
-                with torch.no_grad():
-                    t_device = teacher.get_output_embeddings().weight.device
-                    t_logits = teacher(input_ids=x.to(t_device)).logits.to(device)
-        s_logits = student(input_ids=x).logits
-        if alpha > 0:
-            loss, soft, hard = kd_loss(s_logits, t_logits, y, alpha, temperature, divergence,
-                                       beta, return_parts=True)
-        else:  # no teacher at all: plain next-token cross-entropy
-            loss = F.cross_entropy(s_logits.flatten(0, 1), y.flatten(), ignore_index=-100)
-            soft, hard = 0.0, float(loss.detach())
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            result.history.append({"step": done, "train_loss": float(loss.detach()), "kd": soft,
-                                   "ce": hard, "lr": lr_at(step, cfg),
-                                   "tokens": done * tokens_per_step})
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-        if val_blocks is not None and ((cfg.eval_every and done % cfg.eval_every == 0)
-                                       or done == cfg.steps):
-            result.history.append({"step": done, "val_loss": eval_loss(
-                student, val_blocks, cfg.batch_size, cfg.eval_batches)})
-    bar.close()
-    result.seconds = time.perf_counter() - t_start
-    result.tokens_per_second = cfg.steps * tokens_per_step / result.seconds
-    return result
+    recipe = {"loss": "kd", "alpha": float(alpha), "temperature": float(temperature),
+              "divergence": divergence, "beta": float(beta)}
+    return train(student, train_blocks, val_blocks, cfg, loss_fn=loss_fn,
+                 memory_guard=check_distill_fits, loss_recipe=recipe)
 
 
 def gap_closed(scratch_loss: float, student_loss: float, teacher_loss: float) -> float:
@@ -360,38 +346,47 @@ def distill_on_policy(student, teacher, cfg: TrainConfig, context: int, bos_toke
     a batch of blocks, the teacher scores every position, and the student moves its
     distribution toward the teacher's on its own text, so it learns to recover from its own
     mistakes. Reverse KL is the usual choice here. Costly: sampling is sequential.
+
+    It runs through ``train()`` (its loss hook writes the blocks and scores them), so it gets
+    the same schedule, clipping, memory guard, checkpoints and exact resume. A resume is exact
+    when checkpoints fall on resampling steps, so ``checkpoint_every`` must be a multiple of
+    ``resample_every``.
     """
     check_temperature(temperature)
-    divergence_fn(divergence)
+    check_temperature(sample_temperature)
+    div = divergence_fn(divergence)
+    if isinstance(resample_every, bool) or not isinstance(resample_every, int) \
+            or resample_every <= 0:
+        raise ValueError(f"resample_every={resample_every!r} must be a positive whole number of "
+                         "steps; pass e.g. 1 (new text at every step).")
+    if cfg.checkpoint_dir and cfg.checkpoint_every % resample_every:
+        raise ValueError(f"checkpoint_every={cfg.checkpoint_every} is not a multiple of "
+                         f"resample_every={resample_every}, so a resumed run could not rewrite "
+                         "the same text; pass a multiple of it.")
     check_vocab(student.get_output_embeddings().weight.shape[0], teacher_vocab(teacher))
+    if isinstance(teacher, TeacherCache):
+        raise ValueError("On-policy distillation scores text the student writes during "
+                         "training, so a TeacherCache cannot hold it; pass the teacher model.")
     teacher.eval()
-    torch.manual_seed(cfg.seed)
-    optimizer = make_optimizer(student, cfg)
-    result = TrainResult(model=student)
-    device = next(student.parameters()).device
-    blocks = None
-    t_start = time.perf_counter()
-    for step in tqdm(range(cfg.steps), desc="on-policy", disable=not cfg.progress):
-        if step % resample_every == 0:
-            blocks = sample_blocks(student, cfg.batch_size, context, bos_token_id,
-                                   sample_temperature, cfg.batch_size, seed=cfg.seed + step)
-        student.train()
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        x = blocks[:, :-1].to(device)
-        with torch.no_grad():
-            t_device = teacher.get_output_embeddings().weight.device
-            t_logits = teacher(input_ids=x.to(t_device)).logits.to(device)
-        loss = divergence_fn(divergence)(student(input_ids=x).logits, t_logits, temperature)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            result.history.append({"step": step + 1, "train_loss": float(loss.detach())})
-    result.seconds = time.perf_counter() - t_start
-    return result
+    written = {}  # the first step of the current window -> its blocks
+
+    def loss_fn(model, x, y, rows, step):
+        window = step - step % resample_every
+        if window not in written:  # sampling is seeded by the window: a resume rewrites it
+            written.clear()
+            written[window] = sample_blocks(student, cfg.batch_size, context, bos_token_id,
+                                            sample_temperature, cfg.batch_size,
+                                            seed=cfg.seed + window)
+        own = written[window][:, :-1][rows.sort().values].to(x.device)  # in the order written
+        t_logits = _teacher_logits(teacher, own, rows)
+        return div(model(input_ids=own).logits, t_logits, temperature)
+
+    # placeholder blocks: they fix the batch shape; the hook replaces them by the student's text
+    placeholder = torch.full((cfg.batch_size, context + 1), bos_token_id, dtype=torch.long)
+    recipe = {"loss": "on-policy", "divergence": divergence, "temperature": float(temperature),
+              "sample_temperature": float(sample_temperature), "resample_every": resample_every}
+    return train(student, placeholder, None, cfg, loss_fn=loss_fn,
+                 memory_guard=check_distill_fits, loss_recipe=recipe)
 
 
 # ----------------------------------------------------------------------------- looking inside

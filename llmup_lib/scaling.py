@@ -10,24 +10,25 @@ compute budget between size and data.
 * **the compute-optimal frontier** -- the best size per budget from an IsoFLOP sweep
   (``isoflop_optimum``), its exponent ``N_opt ∝ C^a`` (``fit_frontier_exponent``), and
   ``N_opt, D_opt`` for a budget from a fitted law (``compute_optimal``);
-* **sweeps** -- train a grid of (size, tokens) points with one recipe and save the rows as a
-  CSV/JSON table (``run_sweep``, ``save_table``, ``load_table``; ``python -m llmup_lib sweep``).
+* **exercise checks** -- ``check_six_nd``, ``check_tokens_per_param``.
 
-Everything here is plain NumPy (no SciPy): a Levenberg-Marquardt loop on a few parameters is a
-dozen lines, and showing it is part of the lesson.
+Making the rows to fit (recipes, sweeps, their cache and tables, the shipped tables) is
+``llmup_lib.sweep``.
+
+**The optimiser.** The fits minimise a Huber loss of log residuals with
+``scipy.optimize.least_squares(loss="huber", f_scale=delta)`` (trust-region reflective), started
+from a grid of points as Hoffmann et al. do. It replaced a hand-written Levenberg-Marquardt loop:
+SciPy's solver is tested far beyond what this suite could test its own, handles a trial step
+that leaves the domain (shrinks the trust region instead of failing), and its ``huber`` loss is
+exactly the objective the lesson states; ``tests/test_scaling.py`` checks that it recovers known
+parameters and agrees with the old loop on the shipped tables. Standard errors still come from
+the plain (unweighted) Jacobian at the optimum, ``σ²·(JᵀJ)⁻¹``, or a bootstrap.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import json
 import math
-import os
-import time
-import warnings
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -197,52 +198,45 @@ def _huber(r: np.ndarray, delta: float) -> np.ndarray:
     return np.where(np.abs(r) <= delta, 0.5 * r**2, delta * (np.abs(r) - 0.5 * delta))
 
 
-def _lm(residual, theta0, delta: float, iters: int = 200):
-    """Levenberg-Marquardt with Huber IRLS weights, numerical Jacobian. Returns
-    ``(theta, objective, jacobian, residuals)``."""
-    theta = np.asarray(theta0, float)
-    lam = 1e-3
+def _jacobian(residual, theta: np.ndarray, r0: np.ndarray) -> np.ndarray:
+    """Forward-difference Jacobian of the *plain* residuals (for the covariance; the one
+    ``least_squares`` returns is rescaled by the Huber weights)."""
+    J = np.empty((len(r0), len(theta)))
+    for j in range(len(theta)):
+        h = 1e-6 * max(1.0, abs(theta[j]))
+        tp = theta.copy()
+        tp[j] += h
+        J[:, j] = (residual(tp) - r0) / h
+    return J
 
-    def objective(t):
-        r = residual(t)
-        return float(np.sum(_huber(r, delta))) if np.all(np.isfinite(r)) else np.inf
 
-    def jac(t, r0):
-        J = np.empty((len(r0), len(t)))
-        for j in range(len(t)):
-            h = 1e-6 * max(1.0, abs(t[j]))
-            tp = t.copy()
-            tp[j] += h
-            J[:, j] = (residual(tp) - r0) / h
-        return J
+def _robust_fit(residual, theta0, delta: float, tol: float = 1e-12):
+    """Minimise ``Σ huber_δ(r_i)`` from ``theta0`` with SciPy's trust-region least squares.
+    Returns ``(theta, objective, jacobian, residuals)``; a start whose residuals are not finite
+    gives an infinite objective (and no Jacobian), so multi-start skips it."""
+    from scipy.optimize import least_squares
 
-    f = objective(theta)
-    for _ in range(iters):
-        r = residual(theta)
-        J = jac(theta, r)
-        w = np.where(np.abs(r) <= delta, 1.0, delta / np.maximum(np.abs(r), 1e-300))
-        JW = J * w[:, None]
-        g = JW.T @ r
-        H = JW.T @ J
-        improved = False
-        for _ in range(20):
-            try:
-                step = np.linalg.solve(H + lam * np.diag(np.diag(H) + 1e-12), -g)
-            except np.linalg.LinAlgError:
-                lam *= 4
-                continue
-            f_new = objective(theta + step)
-            if f_new < f:
-                theta, lam, improved = theta + step, lam / 3, True
-                break
-            lam *= 4
-        if not improved or abs(f - f_new) < 1e-14 * max(f, 1e-30):
-            if improved:
-                f = f_new
-            break
-        f = f_new
-    r = residual(theta)
-    return theta, f, jac(theta, r), r
+    theta0 = np.asarray(theta0, float)
+    with np.errstate(all="ignore"):  # a wild trial step gives inf: the trust region shrinks
+        if not np.all(np.isfinite(residual(theta0))):
+            return theta0, np.inf, None, None
+        # SciPy's "huber" with f_scale=δ is exactly ½r² within δ and δ(|r| − δ/2) beyond
+        sol = least_squares(residual, theta0, loss="huber", f_scale=delta, method="trf",
+                            ftol=tol, xtol=tol, gtol=tol, max_nfev=2000)
+        r = residual(sol.x)
+        return sol.x, float(np.sum(_huber(r, delta))), _jacobian(residual, sol.x, r), r
+
+
+def _multi_start(residual, starts, delta: float):
+    """The best of ``_robust_fit`` from every start: each start is solved to a loose tolerance
+    (1e-5, enough to rank the basins) and only the best is polished to 1e-12, which takes the
+    48 of 49 starts that lose off the expensive part."""
+    best = None
+    for t0 in starts:
+        fit = _robust_fit(residual, t0, delta, tol=1e-5)
+        if best is None or fit[1] < best[1]:
+            best = fit
+    return _robust_fit(residual, best[0], delta)
 
 
 def _r2(y: np.ndarray, yhat: np.ndarray) -> float:
@@ -283,7 +277,7 @@ def _power_law_core(n, loss, delta, start=None):
         return float(np.exp(t[0])), float(np.exp(t[1])), t[2]
 
     def residual(t):
-        with np.errstate(all="ignore"):  # a wild trial step gives inf, which _lm rejects
+        with np.errstate(all="ignore"):  # a wild trial step gives inf: rejected
             E, a, alpha = unpack(t)
             return np.log(E + a * (n / n0) ** -alpha) - logl
 
@@ -297,12 +291,7 @@ def _power_law_core(n, loss, delta, start=None):
     if start is not None:  # a known good start (the bootstrap starts from the full fit)
         E0, A0, alpha0 = start
         starts = [[math.log(E0), math.log(A0 / n0**alpha0), alpha0]]
-    best = None
-    for t0 in starts:
-        theta, f, J, r = _lm(residual, t0, delta)
-        if best is None or f < best[1]:
-            best = (theta, f, J, r)
-    theta, f, J, r = best
+    theta, f, J, r = _multi_start(residual, starts, delta)
     E, a, alpha = unpack(theta)
     return E, a * n0**alpha, alpha, theta, J, r, n0
 
@@ -425,18 +414,15 @@ def fit_chinchilla(n, d, loss, delta: float = 1e-3) -> ChinchillaFit:
             E, A, B = np.exp(t[:3])
             return np.log(E + A * (n / n0) ** -t[3] + B * (d / d0) ** -t[4]) - logl
 
-    best = None
     lo = float(loss.min())
+    starts = []
     for frac in (0.3, 0.6, 0.9):
         for alpha in (0.2, 0.5, 1.0):
             for beta in (0.2, 0.5, 1.0):
                 E0 = frac * lo
                 rest = max(float(np.exp(logl.mean())) - E0, 1e-3)
-                t0 = [math.log(E0), math.log(rest / 2), math.log(rest / 2), alpha, beta]
-                theta, f, J, r = _lm(residual, t0, delta)
-                if best is None or f < best[1]:
-                    best = (theta, f, J, r)
-    theta, f, J, r = best
+                starts.append([math.log(E0), math.log(rest / 2), math.log(rest / 2), alpha, beta])
+    theta, f, J, r = _multi_start(residual, starts, delta)
     E, A1, B1 = np.exp(theta[:3])
     alpha, beta = theta[3], theta[4]
     A, B = A1 * n0**alpha, B1 * d0**beta
@@ -530,247 +516,6 @@ def budget_explorer_text(flops: float, fit, frontier: dict | None = None) -> str
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- sweeps
-
-
-@dataclass
-class SweepRecipe:
-    """One recipe for every size: only the learning rate changes, ``lr = min(lr_max,
-    lr_ref·d_ref/d)``
-    (Adam's update size is per weight, so wider layers need proportionally smaller steps, the
-    μP rule for hidden matrices), anchored on the profile's base model recipe."""
-    context: int = 128
-    batch_size: int = 16
-    lr_ref: float = 3e-3
-    width_ref: int = 128
-    lr_max: float = 1.2e-2  # tiny widths: 1/d would give 2.4e-2, which trains worse (measured)
-    warmup_fraction: float = 0.05
-    eval_blocks: int = 128
-    seed: int = 0
-
-    def lr(self, width: int) -> float:
-        return min(self.lr_max, self.lr_ref * self.width_ref / width)
-
-    @classmethod
-    def from_profile(cls, profile, **overrides) -> "SweepRecipe":
-        base_width = FAMILY[profile.base_size][1]
-        kw = dict(context=profile.context, batch_size=profile.batch_size, lr_ref=profile.lr,
-                  width_ref=base_width, seed=profile.seed)
-        kw.update(overrides)
-        return cls(**kw)
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("LLMUP_CACHE", Path.home() / ".cache" / "llmup")) / "scaling"
-
-
-def sweep_table_path(name: str) -> Path:
-    """Where a notebook keeps a sweep's table: ``$LLMUP_CACHE/scaling/NAME`` (default cache
-    ``~/.cache/llmup``), beside the cached runs, for later notebooks to reuse."""
-    return _cache_root() / name
-
-
-def shipped_table(name: str, profile: str = "cpu") -> Path:
-    """A sweep table shipped with the package, ``data/scaling/{profile}_{name}.json``: runs too
-    long for a notebook's budget, made by the ``python -m llmup_lib sweep`` command in
-    ``data/scaling/README.md`` and checked against a live rerun in notebook 05."""
-    from .tokenizer import DATA_DIR
-
-    path = DATA_DIR / "scaling" / f"{profile}_{name}.json"
-    if not path.exists():
-        raise FileNotFoundError(f"No shipped sweep table {path.name!r}; make it with the command "
-                                "in data/scaling/README.md, or run the sweep in the notebook.")
-    return path
-
-
-def _docs_for(tokens: float) -> int:
-    # ~87 tokens per story in the suite's BPE (371 chars x 0.235 tokens/char); 10 % spare
-    return int(math.ceil(tokens / 80 * 1.1)) + 100
-
-
-def sweep_data(recipe: SweepRecipe, max_tokens: float, n_val: int = 200):
-    """Training and validation blocks of the general corpus, enough documents that no run of
-    up to ``max_tokens`` sees a document twice (scaling laws assume fresh data)."""
-    from .corpora import load_corpus
-    from .tokenizer import load_tokenizer, pack_blocks
-
-    tokenizer = load_tokenizer()
-    corpus = load_corpus("general", n_train=_docs_for(max_tokens), n_val=n_val, seed=recipe.seed)
-    train = pack_blocks(corpus["train"]["text"], tokenizer, recipe.context)
-    val = pack_blocks(corpus["validation"]["text"], tokenizer, recipe.context)
-    return tokenizer, train, val[:recipe.eval_blocks], corpus
-
-
-def plan_isoflop(budgets, names, recipe: SweepRecipe, min_steps: int = 20,
-                 max_steps: int | None = None) -> list[dict]:
-    """Sweep points for an IsoFLOP experiment: at each budget ``C`` every size gets
-    ``D = C / (6·N)`` tokens (rounded to whole steps); sizes given fewer than ``min_steps``
-    or more than ``max_steps`` steps are skipped. Returns ``[{"size", "tokens", "budget"}]``."""
-    tokens_per_step = recipe.context * recipe.batch_size
-    points = []
-    for c in budgets:
-        if not (c > 0):
-            raise ValueError(f"budget {c!r} must be a positive number of FLOPs.")
-        for name in names:
-            n = non_embedding_params(parse_shape(name))
-            steps = round(c / (6 * n) / tokens_per_step)
-            if steps >= min_steps and (max_steps is None or steps <= max_steps):
-                points.append({"size": name, "tokens": steps * tokens_per_step, "budget": c})
-    return points
-
-
-def _row_key(point: dict, recipe: SweepRecipe, shape, n_blocks: int) -> str:
-    # n_blocks: the batches are permutations of the training pool, so its size is in the key
-    blob = json.dumps([asdict(recipe), list(shape), point["tokens"], n_blocks, 3],
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _row_digest(row: dict) -> str:
-    return hashlib.sha256(json.dumps(row, sort_keys=True).encode()).hexdigest()
-
-
-def _read_cached_row(path: Path) -> dict | None:
-    """A cached sweep row, or None when there is none. A truncated or corrupt entry (unparsable,
-    or its SHA-256 does not match) is reported with a warning and retrained, never used."""
-    if not path.exists():
-        return None
-    try:
-        entry = json.loads(path.read_text())
-        if isinstance(entry, dict) and set(entry) == {"row", "sha256"}:
-            if _row_digest(entry["row"]) != entry["sha256"]:
-                raise ValueError("checksum mismatch")
-            return entry["row"]
-        if isinstance(entry, dict) and "val_loss" in entry:  # written before checksums
-            return entry
-        raise ValueError("not a sweep row")
-    except (ValueError, UnicodeDecodeError) as err:
-        warnings.warn(f"Cached sweep row {str(path)!r} is corrupt ({err}); retraining it.",
-                      stacklevel=3)
-        return None
-
-
-def run_sweep(points, recipe: SweepRecipe | None = None, data=None, cache: bool = True,
-              progress: bool = False, log=print) -> list[dict]:
-    """Train one model per point (``{"size": name, "tokens": D, ...}``) with ``recipe`` and
-    return one row per run: shape, parameters, lr, steps, tokens, FLOPs (both counts), the
-    validation loss, wall time, throughput and memory.
-
-    Rows are cached in ``$LLMUP_CACHE/scaling`` (default ``~/.cache/llmup``) by recipe, shape
-    and tokens, so rerunning a sweep (or a later notebook) costs nothing; ``cache=False``
-    retrains. Under ``accelerate launch`` each run is data-parallel over the processes (the
-    recipe's batch is global) and only the main process writes the cache.
-    """
-    import torch
-    from accelerate import Accelerator
-
-    from .evaluate import peak_memory_mb
-    from .models import count_params
-    from .train import TrainConfig, eval_loss, train
-
-    recipe = recipe or SweepRecipe()
-    points = [dict(p) for p in points]
-    for p in points:
-        if "tokens" not in p or not p["tokens"] > 0:
-            raise ValueError(f"sweep point {p!r} needs a positive 'tokens' count.")
-        parse_shape(p["size"])
-    tokens_per_step = recipe.context * recipe.batch_size
-    max_tokens = max(p["tokens"] for p in points)
-    if data is None:
-        data = sweep_data(recipe, max_tokens)
-    tokenizer, train_blocks, val_blocks = data[:3]
-    accelerator = Accelerator()
-    root = _cache_root()
-    rows = []
-    for p in points:
-        shape = parse_shape(p["size"])
-        key = _row_key(p, recipe, shape, len(train_blocks))
-        path = root / f"{key}.json"
-        row = _read_cached_row(path) if cache else None
-        if row is not None:
-            row.update({k: v for k, v in p.items() if k not in row})
-            rows.append(row)
-            continue
-        steps = max(1, round(p["tokens"] / tokens_per_step))
-        model = build_grid_model(p["size"], tokenizer, recipe.context, seed=recipe.seed)
-        counts = count_params(model)
-        lr = recipe.lr(shape[1])
-        cfg = TrainConfig(steps=steps, batch_size=recipe.batch_size, lr=lr,
-                          warmup_steps=max(1, round(recipe.warmup_fraction * steps)),
-                          seed=recipe.seed, progress=progress, log_every=max(1, steps // 20))
-        t0 = time.perf_counter()
-        result = train(model, train_blocks, None, cfg, accelerator=accelerator)
-        wall = time.perf_counter() - t0
-        model = result.model
-        val = eval_loss(model, val_blocks, recipe.batch_size)
-        flops = training_flops(model.config, steps * tokens_per_step, recipe.context)
-        row = {**p, "layers": shape[0], "width": shape[1], "heads": shape[2],
-               "params": counts["non_embedding"], "params_total": counts["total"],
-               "lr": lr, "steps": steps, "tokens": steps * tokens_per_step,
-               "flops_6nd": flops["six_nd"], "flops_total": flops["total"],
-               "flops_attention": flops["attention"], "val_loss": val,
-               "final_train_loss": result.history[-1]["train_loss"],
-               "train_seconds": result.seconds, "wall_seconds": wall,
-               "tokens_per_second": result.tokens_per_second,
-               "state_mb": counts["total"] * 16 / 2**20,  # fp32 weights, grads, Adam m and v
-               "peak_rss_mb": peak_memory_mb(),
-               "device": str(accelerator.device), "processes": accelerator.num_processes,
-               "curve_tokens": [h["tokens"] for h in result.history if "train_loss" in h],
-               "curve_loss": [h["train_loss"] for h in result.history if "train_loss" in h]}
-        rows.append(row)
-        if cache and accelerator.is_main_process:
-            root.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"row": row, "sha256": _row_digest(row)}))
-            os.replace(tmp, path)
-        if log and accelerator.is_main_process:
-            log(f"{p['size']:>7} N={row['params']:>9,} D={row['tokens']:>9,} lr={lr:.2g}: "
-                f"val loss {val:.4f}")
-        del model, result
-        torch.manual_seed(recipe.seed)
-    return rows
-
-
-def save_table(rows: list[dict], path) -> Path:
-    """Write sweep rows as CSV (``.csv``, scalar columns only) or JSON (anything else, with the
-    training curves)."""
-    path = Path(path)
-    if not rows:
-        raise ValueError("No rows to save; run a sweep first.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".csv":
-        keys = list(dict.fromkeys(k for r in rows for k, v in r.items()
-                                  if not isinstance(v, (list, tuple, dict))))
-        with path.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-    else:
-        path.write_text(json.dumps(rows, indent=1) + "\n")
-    return path
-
-
-def load_table(path) -> list[dict]:
-    """Read rows written by ``save_table`` (numbers come back as numbers)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No sweep table at {str(path)!r}; run "
-                                "`python -m llmup_lib sweep --out PATH` first.")
-    if path.suffix != ".csv":
-        return json.loads(path.read_text())
-    with path.open(newline="") as fh:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-
-
-def _number(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
 # --------------------------------------------------------------------------- exercise checks
 
 
@@ -791,3 +536,21 @@ def check_tokens_per_param(flops: float, your_ratio: float) -> bool:
     truth = compute_optimal(flops, REFERENCES["chinchilla"])["tokens_per_param"]
     return _report("tokens per parameter", math.isclose(your_ratio, truth, rel_tol=1e-2),
                    f"expected about {truth:.1f}; use compute_optimal(C, REFERENCES['chinchilla']).")
+
+
+# --------------------------------------------------------------------------- moved names
+_MOVED_TO_SWEEP = ("SweepRecipe", "run_sweep", "sweep_data", "plan_isoflop", "save_table",
+                   "load_table", "shipped_table", "sweep_table_path")
+
+
+def __getattr__(name: str):
+    """The sweep helpers moved to ``llmup_lib.sweep``; old imports keep working, with a warning."""
+    if name in _MOVED_TO_SWEEP:
+        import warnings
+
+        from . import sweep
+
+        warnings.warn(f"llmup_lib.scaling.{name} moved to llmup_lib.sweep.{name}; import it "
+                      "from there.", DeprecationWarning, stacklevel=2)
+        return getattr(sweep, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

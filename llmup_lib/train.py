@@ -7,6 +7,11 @@ the global batch and DDP averages the gradients, which equals the one-process gr
 
 Batches are a pure function of ``(seed, step)``: the loop needs no sampler state, so a resumed
 run sees exactly the batches the uninterrupted run would have seen.
+
+The loss is a hook: ``train(..., loss_fn=...)`` replaces next-token cross-entropy with any loss
+of ``(model, inputs, labels)`` (distillation's ``kd_loss`` is one, see ``llmup_lib.distill``),
+and every run, whatever its loss, gets the same schedule, clipping, accelerate/DDP, memory
+guard, atomic checkpoints, exact resume and timing.
 """
 
 from __future__ import annotations
@@ -51,6 +56,14 @@ class TrainConfig:
     checkpoint_every: int = 0  # 0: only at the end (when checkpoint_dir is set)
     keep_checkpoints: int = 2
     progress: bool = True
+    # torch.compile the model for the training steps (eval stays eager). The first step pays the
+    # compilation: TrainResult.compile_seconds reports it, and tokens_per_second leaves it out.
+    compile: bool = False
+    # AdamW's fused kernel (one kernel for every weight's update instead of a loop of ops):
+    # measured 1.09x eager and 1.58x with compile on the char model (benchmarks/bench_compile.py),
+    # so it comes with compile=True; None = only with compile, True/False = always/never. Its
+    # rounding differs from the default AdamW's, so the eager default stays as it was.
+    fused_adamw: bool | None = None
     # Refuse, before step 1, a run whose estimated memory exceeds what is free (llmup_lib.memory).
     memory_check: bool = field(default=True, repr=False)
 
@@ -64,6 +77,12 @@ class TrainConfig:
                 or not math.isfinite(self.lr) or self.lr <= 0:
             raise ValueError(f"lr={self.lr!r} must be a positive finite number; pass e.g. "
                              "lr=1e-3 (1e-4 to 1e-2 suits the suite's models).")
+        if self.fused_adamw not in (None, True, False):
+            raise ValueError(f"fused_adamw={self.fused_adamw!r} must be True, False or None "
+                             "(fused only with compile=True); pass e.g. fused_adamw=True.")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile={self.compile!r} must be True or False; pass "
+                             "compile=True to train through torch.compile.")
         if self.warmup_steps is None:
             self.warmup_steps = max(1, self.steps // 20)
         self.betas = tuple(self.betas)
@@ -80,6 +99,9 @@ class TrainResult:
     tokens_per_second: float = 0.0
     seconds: float = 0.0
     optimizer_bytes: int = 0  # measured: the optimizer's state tensors at the end of the run
+    # with TrainConfig(compile=True): the first step's wall time, which holds torch.compile's
+    # compilation (forward and backward graphs); seconds includes it, tokens_per_second does not
+    compile_seconds: float = 0.0
 
     def series(self, key: str) -> tuple[list, list]:
         """(steps, values) of one metric, ready for ``plt.plot``."""
@@ -127,6 +149,33 @@ def causal_lm_loss(model, inputs: torch.Tensor, labels: torch.Tensor) -> torch.T
     return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
 
 
+def compile_unavailable() -> str | None:
+    """Why ``torch.compile`` cannot run here, in a few words, or ``None`` when it can."""
+    if not hasattr(torch, "compile"):
+        return f"PyTorch {torch.__version__} has no torch.compile (it arrived in 2.0)"
+    try:
+        import torch._dynamo as dynamo
+    except ImportError as err:  # a stripped or broken build
+        return f"torch._dynamo cannot be imported ({err})"
+    if not dynamo.is_dynamo_supported():
+        import sys
+
+        return (f"torch.compile does not support Python {sys.version_info.major}."
+                f"{sys.version_info.minor} on this PyTorch {torch.__version__}")
+    return None
+
+
+def compile_model(model):
+    """``torch.compile(model)`` (a wrapper sharing the model's parameters), or one clear error
+    when this PyTorch cannot compile."""
+    why = compile_unavailable()
+    if why is not None:
+        raise RuntimeError(f"compile=True needs torch.compile, but {why}; pass compile=False "
+                           "to train eagerly (same numbers, a little slower), or install "
+                           "PyTorch >= 2.0 on a supported Python.")
+    return torch.compile(model)
+
+
 def check_token_ids(model, inputs: torch.Tensor) -> None:
     """Refuse token ids the model has no embedding for (blocks made with another tokenizer),
     which torch would report as a bare ``IndexError`` deep inside the embedding."""
@@ -147,6 +196,12 @@ def make_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
     no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
+    fused = getattr(cfg, "fused_adamw", None)
+    if fused or (fused is None and getattr(cfg, "compile", False)):
+        try:
+            return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=True)
+        except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device/dtype
+            pass
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
 
 
@@ -179,11 +234,24 @@ def eval_loss(model, blocks, batch_size: int, max_batches: int | None = None) ->
 
 
 def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
-          accelerator: Accelerator | None = None, **overrides) -> TrainResult:
+          accelerator: Accelerator | None = None, loss_fn=None, memory_guard=None,
+          loss_recipe: dict | None = None, **overrides) -> TrainResult:
     """Train ``model`` on token blocks; returns the (unwrapped) model and its history.
 
     With ``cfg.checkpoint_dir`` set, checkpoints are written atomically and an existing one is
     resumed from, exactly: the resumed run ends with the weights of an uninterrupted one.
+
+    Hooks (all optional; ``llmup_lib.distill`` uses them):
+
+    * ``loss_fn(model, inputs, labels, rows=..., step=...)`` returns the loss of one batch (a
+      scalar tensor), or ``(loss, logs)`` where ``logs`` is a dict of numbers added to the
+      history at logging steps. ``rows`` are the indices of this process's blocks in
+      ``train_blocks`` (what a cache of per-block targets needs), ``step`` the 0-based step.
+      Default: next-token cross-entropy (``causal_lm_loss``).
+    * ``memory_guard(model, batch_size, context, device)`` replaces the memory check (it raises
+      ``MemoryError`` when the run cannot fit); it runs before step 1 when ``cfg.memory_check``.
+    * ``loss_recipe``: a JSON-able dict that defines the loss (e.g. α and T); it is saved in
+      checkpoints and a resume with a different one is refused, like a different ``lr``.
     """
     cfg = replace(cfg, **overrides) if cfg else TrainConfig(**overrides)
     accelerator = accelerator or Accelerator()
@@ -201,15 +269,22 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
     optimizer = make_optimizer(model, cfg)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)
+    # the training steps run through the compiled wrapper (lazy: it compiles on the first
+    # step); evaluation, checkpoints and the result use the plain model, which shares its weights
+    step_model = compile_model(model) if cfg.compile else model
     if cfg.memory_check:  # microseconds: a formula and one read of /proc/meminfo
-        from .memory import check_fits, estimate_training_memory
+        if memory_guard is not None:
+            memory_guard(raw, local, inputs.shape[1], accelerator.device)
+        else:
+            from .memory import check_fits, estimate_training_memory
 
-        check_fits(estimate_training_memory(raw, local, inputs.shape[1]),
-                   device=accelerator.device, weights_loaded=True)
+            check_fits(estimate_training_memory(raw, local, inputs.shape[1]),
+                       device=accelerator.device, weights_loaded=True)
     result = TrainResult(model=raw)
     start = 0
     if cfg.checkpoint_dir:
-        start, result.history = load_checkpoint(cfg.checkpoint_dir, raw, optimizer, cfg)
+        start, result.history = load_checkpoint(cfg.checkpoint_dir, raw, optimizer, cfg,
+                                                loss_recipe=loss_recipe)
 
     model.train()
     tokens_per_step = int((labels[:1] != -100).sum()) * cfg.batch_size  # exact for packed text
@@ -222,19 +297,31 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
             group["lr"] = lr_at(step, cfg)
         rows = batch_indices(step, len(inputs), cfg.batch_size, cfg.seed)[rank * local:(rank + 1) * local]
         x, y = inputs[rows].to(accelerator.device), labels[rows].to(accelerator.device)
-        loss = causal_lm_loss(model, x, y)
+        logs = None
+        if loss_fn is None:
+            loss = causal_lm_loss(step_model, x, y)
+        else:
+            loss = loss_fn(step_model, x, y, rows=rows, step=step)
+            if isinstance(loss, tuple):
+                loss, logs = loss
         accelerator.backward(loss)
         if cfg.grad_clip:
             accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if cfg.compile and step == start:
+            float(loss.detach())  # wait for the step (a GPU runs ahead) before reading the clock
+            result.compile_seconds = time.perf_counter() - t0
         train_time += time.perf_counter() - t0
 
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.steps:
             mean_loss = float(accelerator.reduce(loss.detach(), "mean"))
-            result.history.append({"step": done, "train_loss": mean_loss, "lr": lr_at(step, cfg),
-                                   "tokens": done * tokens_per_step})
+            row = {"step": done, "train_loss": mean_loss}
+            if logs:  # the hook's own terms (this process's values)
+                row.update({k: float(v) for k, v in logs.items()})
+            row.update({"lr": lr_at(step, cfg), "tokens": done * tokens_per_step})
+            result.history.append(row)
             bar.set_postfix(loss=f"{mean_loss:.3f}")
         if val_blocks is not None and ((cfg.eval_every and done % cfg.eval_every == 0)
                                        or done == cfg.steps):
@@ -243,13 +330,17 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
         if cfg.checkpoint_dir and ((cfg.checkpoint_every and done % cfg.checkpoint_every == 0)
                                    or done == cfg.steps):
             if accelerator.is_main_process:
-                save_checkpoint(cfg.checkpoint_dir, raw, optimizer, cfg, done, result.history)
+                save_checkpoint(cfg.checkpoint_dir, raw, optimizer, cfg, done, result.history,
+                                loss_recipe=loss_recipe)
             accelerator.wait_for_everyone()
     bar.close()
     result.seconds = train_time
     result.optimizer_bytes = optimizer_state_bytes(optimizer)
     steps_run = cfg.steps - start
-    result.tokens_per_second = steps_run * tokens_per_step / train_time if train_time else 0.0
+    steady_steps, steady_time = steps_run, train_time
+    if result.compile_seconds and steps_run > 1:  # steady state: without the compiling step
+        steady_steps, steady_time = steps_run - 1, train_time - result.compile_seconds
+    result.tokens_per_second = steady_steps * tokens_per_step / steady_time if steady_time else 0.0
     return result
 
 
@@ -325,7 +416,8 @@ def _step_dirs(ckpt_dir: Path) -> list[Path]:
     return sorted((p for p in ckpt_dir.glob("step-*") if p.is_dir()), reverse=True)
 
 
-def save_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig, step: int, history) -> Path:
+def save_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig, step: int, history,
+                    loss_recipe: dict | None = None) -> Path:
     """Write ``step-NNNNNN/`` atomically: into a temp folder, checksummed, renamed only once
     complete, then the ``latest`` pointer is replaced. A crash at any moment leaves the previous
     one intact; a failed write (disk full) removes the partial folder and says so."""
@@ -338,7 +430,8 @@ def save_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig, step: int, his
     try:
         model.save_pretrained(tmp)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        state = {"step": step, "recipe": cfg.recipe(), "history": history,
+        state = {"step": step, "recipe": cfg.recipe(), "loss_recipe": loss_recipe,
+                 "history": history,
                  "model_config": model.config.to_diff_dict(),
                  "rng": torch.get_rng_state().tolist()}
         (tmp / "trainer_state.json").write_text(json.dumps(state))
@@ -386,10 +479,11 @@ def _is_peft(model) -> bool:
     return isinstance(model, PeftModel)
 
 
-def load_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig) -> tuple[int, list]:
+def load_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig,
+                    loss_recipe: dict | None = None) -> tuple[int, list]:
     """Restore the newest intact checkpoint in ``ckpt_dir`` into ``model``/``optimizer``; returns
     ``(step, history)``, or ``(0, [])`` when there is none. Corrupt ones are skipped with a
-    warning (see above); refuses a different recipe or model."""
+    warning (see above); refuses a different recipe, loss recipe or model."""
     ckpt_dir = Path(ckpt_dir)
     skipped = []
     for path in _step_dirs(ckpt_dir):
@@ -424,6 +518,12 @@ def load_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig) -> tuple[int, 
         if saved != now:
             raise ValueError(f"Checkpoint {str(path)!r} was trained with {key}={saved!r}, not "
                              f"{now!r}; use the same recipe to resume, or a new checkpoint_dir.")
+    saved_loss = state.get("loss_recipe")  # absent in checkpoints of plain train() runs
+    if saved_loss != loss_recipe:
+        plain = "next-token cross-entropy"
+        raise ValueError(f"Checkpoint {str(path)!r} was trained with the loss "
+                         f"{saved_loss or plain}, not {loss_recipe or plain}; use the same loss "
+                         "to resume, or a new checkpoint_dir.")
     now_config = model.config.to_diff_dict()
     for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
                 "intermediate_size"):

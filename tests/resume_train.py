@@ -1,6 +1,9 @@
 """Driven by tests/test_resume.py: train the pico model with a checkpoint every 10 steps.
 
-    python tests/resume_train.py CKPT_DIR OUT.pt
+    python tests/resume_train.py CKPT_DIR OUT.pt [distill]
+
+With ``distill`` the run is a distillation instead (``distill()`` with a live ``nano`` teacher,
+α = 0.5, T = 2), the same loop through ``train()``'s loss hook.
 
 With ``LLMUP_TEST_PAUSE_AT_STEP=N`` the run stops for good *inside* ``save_checkpoint`` of step
 N, right after ``optimizer.pt`` is written and before ``trainer_state.json`` and the manifest,
@@ -50,6 +53,12 @@ def recording_load(*args, **kwargs):
 T.load_checkpoint = recording_load
 cfg = T.TrainConfig(steps=30, batch_size=8, lr=1e-2, log_every=5, progress=False, seed=1,
                     checkpoint_dir=ckpt_dir, checkpoint_every=10)
-result = T.train(build_model("pico", tok, 32, seed=0), train_b, val_b, cfg)
+if sys.argv[3:] == ["distill"]:
+    from llmup_lib.distill import distill
+
+    result = distill(build_model("pico", tok, 32, seed=0), build_model("nano", tok, 32, seed=1),
+                     train_b, val_b, cfg, alpha=0.5, temperature=2.0)  # as in test_resume.py
+else:
+    result = T.train(build_model("pico", tok, 32, seed=0), train_b, val_b, cfg)
 torch.save({"state_dict": result.model.state_dict(), "history": result.history,
             "resumed_from": resumed_from[0]}, out)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import llmup_lib.train as T
-from llmup_lib import corpora, distill, finetune, models, results, scaling, widgets, world_v2
+from llmup_lib import (corpora, distill, finetune, models, results, scaling, sweep, widgets,
+                       world_v2)
 from llmup_lib.evaluate import generate
 from llmup_lib.models import build_model
 from llmup_lib.profiles import get_profile
@@ -168,12 +169,18 @@ ROWS = [
      ValueError, ["logits but the teacher has", "same tokenizer"]),
     ("compute-budget", lambda c: scaling.compute_optimal(-1, scaling.REFERENCES["chinchilla"]),
      ValueError, ["got -1", "pass a compute budget in FLOPs"]),
-    ("isoflop-budget", lambda c: scaling.plan_isoflop([0], ["pico"], scaling.SweepRecipe()),
+    ("isoflop-budget", lambda c: sweep.plan_isoflop([0], ["pico"], sweep.SweepRecipe()),
      ValueError, ["budget 0", "positive number of FLOPs"]),
     ("scaling-size", lambda c: scaling.parse_shape("giant"), ValueError,
      ["'giant'", "or a shape like '3x80'"]),
-    ("sweep-table-missing", lambda c: scaling.load_table(c.tmp / "sweep.csv"), FileNotFoundError,
+    ("sweep-table-missing", lambda c: sweep.load_table(c.tmp / "sweep.csv"), FileNotFoundError,
      ["sweep.csv'", "python -m llmup_lib sweep --out PATH"]),
+    ("sweep-workers-zero", lambda c: sweep.check_workers(0), ValueError,
+     ["workers=0", "from 1 to the", "pass e.g. --workers"]),
+    ("sweep-workers-too-many", lambda c: sweep.check_workers(sweep.usable_cores() + 1), ValueError,
+     [f"workers={sweep.usable_cores() + 1}", "cores of this machine", "pass e.g. --workers"]),
+    ("sweep-shard", lambda c: sweep.parse_shard("3/2"), ValueError,
+     ["shard '3/2'", "1 <= K <= N", "pass e.g. --shard 1/2"]),
     ("widget-sample-temperature-0", lambda c: widgets.sample_text(c.model(), c.tok, "the", 0),
      ValueError, ["temperature=0", "use greedy=True"]),
     ("widget-temperature-out-of-range",  # temperature_explorer's function, slider below 0
@@ -310,8 +317,26 @@ def test_disk_full_while_saving_keeps_previous_checkpoint(ctx, monkeypatch):
     assert (ckpt / "latest").read_text() == "step-000008"
 
 
+def test_merging_tables_of_other_recipes_changes_nothing_saved(tmp_path):
+    row = {"size": "pico", "tokens": 1024, "val_loss": 1.5, "recipe_id": "aaaaaaaaaaaa",
+           "point_index": 0, "shard": "1/2"}
+    a = sweep.save_table([row], tmp_path / "a.json")
+    b = sweep.save_table([{**row, "point_index": 1, "shard": "2/2", "recipe_id": "bbbbbbbbbbbb"}],
+                         tmp_path / "b.json")
+    out = tmp_path / "out.json"
+    out.write_text("an earlier table\n")
+    before = _snapshot(tmp_path)
+    with pytest.raises(ValueError) as info:
+        sweep.merge_tables([a, b], out=out)
+    for needle in ("b.json' was made with recipe 'bbbbbbbbbbbb'", "'aaaaaaaaaaaa'",
+                   "merge only the shards of one sweep command"):
+        assert needle in str(info.value), f"{needle!r} not in {str(info.value)!r}"
+    assert _snapshot(tmp_path) == before  # the inputs and the earlier --out are untouched
+
+
 def test_every_row_is_in_the_catalogue():
     text = DOC.read_text()
     rows = set(re.findall(r"^\| `([a-z0-9-]+)` \|", text, flags=re.M))
-    ids = {r[0] for r in ROWS + SAVED_ROWS} | {"disk-full-while-saving"}
+    ids = {r[0] for r in ROWS + SAVED_ROWS} | {"disk-full-while-saving",
+                                               "sweep-merge-other-recipes"}
     assert ids == rows, f"missing from the doc: {ids - rows}; not tested: {rows - ids}"

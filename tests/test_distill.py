@@ -162,10 +162,86 @@ def test_teacher_cache_gives_the_teachers_exact_logits(pair, tiny_blocks, max_lo
 def test_distill_with_alpha_zero_is_training_from_scratch(char_tok, pair, tiny_blocks):
     teacher, _ = pair
     tr, va = tiny_blocks
-    cfg = TrainConfig(steps=6, batch_size=4, lr=3e-3, progress=False, eval_batches=2)
+    cfg = TrainConfig(steps=6, batch_size=4, lr=3e-3, progress=False, eval_batches=2,
+                      log_every=1, eval_every=2)
     a = train(build_model("pico", char_tok, 32, seed=3), tr, va, cfg)
     b = distill(build_model("pico", char_tok, 32, seed=3), teacher, tr, va, cfg, alpha=0.0)
-    assert b.final_val_loss == pytest.approx(a.final_val_loss, rel=1e-5)
+    c = distill(build_model("pico", char_tok, 32, seed=3), teacher, tr, va, cfg, alpha=0.5)
+    for key in ("train_loss", "val_loss"):  # step for step
+        steps, losses = a.series(key)
+        assert b.series(key)[0] == steps and len(steps) == (6 if key == "train_loss" else 3)
+        assert b.series(key)[1] == pytest.approx(losses, abs=1e-6)
+        assert c.series(key)[1][-1] != pytest.approx(losses[-1], abs=1e-6)  # α matters
+    assert b.series("ce")[1] == pytest.approx(a.series("train_loss")[1], abs=1e-6)
+    for p, q in zip(a.model.parameters(), b.model.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=0)
+
+
+def test_distill_speed_excludes_evaluation(char_tok, pair, tiny_blocks, monkeypatch):
+    import time
+
+    import llmup_lib.train as T
+
+    teacher, _ = pair
+    real_eval = T.eval_loss
+
+    def slow_eval(*args, **kwargs):
+        time.sleep(0.4)
+        return real_eval(*args, **kwargs)
+    monkeypatch.setattr(T, "eval_loss", slow_eval)
+    t0 = time.perf_counter()
+    res = distill(build_model("pico", char_tok, 32), teacher, tiny_blocks[0], tiny_blocks[1],
+                  steps=4, batch_size=4, lr=1e-3, eval_every=1, progress=False)
+    wall = time.perf_counter() - t0
+    assert wall > 1.6 and len(res.series("val_loss")[0]) == 4  # four slow evaluations ran
+    assert res.seconds < wall - 1.5  # ... and none of them is in the timed training
+    assert res.tokens_per_second == pytest.approx(4 * 4 * 32 / res.seconds)
+
+
+def test_on_policy_refuses_checkpoints_between_resamples(char_tok, pair, tmp_path):
+    teacher, _ = pair
+    cfg = TrainConfig(steps=8, batch_size=4, lr=1e-2, progress=False,
+                      checkpoint_dir=str(tmp_path), checkpoint_every=3)
+    with pytest.raises(ValueError, match=r"checkpoint_every=3 is not a multiple of "
+                                         r"resample_every=2.*pass a multiple"):
+        distill_on_policy(build_model("pico", char_tok, 16), teacher, cfg, 16,
+                          char_tok.eos_token_id, resample_every=2)
+    with pytest.raises(ValueError, match=r"resample_every=0 must be a positive whole number"):
+        distill_on_policy(build_model("pico", char_tok, 16), teacher, cfg, 16,
+                          char_tok.eos_token_id, resample_every=0)
+    assert not any(tmp_path.iterdir())
+
+
+def test_on_policy_resumes_exactly(char_tok, pair, tmp_path, monkeypatch):
+    import llmup_lib.train as T
+
+    teacher, _ = pair
+
+    def cfg(**kw):
+        return TrainConfig(steps=6, batch_size=4, lr=1e-2, progress=False, log_every=1, **kw)
+
+    full = distill_on_policy(build_model("pico", char_tok, 16, seed=5), teacher, cfg(), 16,
+                             char_tok.eos_token_id, resample_every=2)
+
+    class Crash(Exception):
+        pass
+    real_save = T.save_checkpoint
+
+    def save_then_crash(*args, **kw):
+        real_save(*args, **kw)
+        raise Crash
+    ck = cfg(checkpoint_dir=str(tmp_path), checkpoint_every=4)
+    monkeypatch.setattr(T, "save_checkpoint", save_then_crash)
+    with pytest.raises(Crash):
+        distill_on_policy(build_model("pico", char_tok, 16, seed=5), teacher, ck, 16,
+                          char_tok.eos_token_id, resample_every=2)
+    monkeypatch.undo()
+    resumed = distill_on_policy(build_model("pico", char_tok, 16, seed=9), teacher, ck, 16,
+                                char_tok.eos_token_id, resample_every=2)
+    assert resumed.series("train_loss")[0] == full.series("train_loss")[0]
+    assert resumed.series("train_loss")[1] == pytest.approx(full.series("train_loss")[1], abs=1e-6)
+    for p, q in zip(full.model.parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=0)
 
 
 def test_distill_moves_the_student_toward_the_teacher(char_tok, pair, tiny_blocks):
@@ -262,3 +338,29 @@ def test_eval_loss_of_distilled_student_is_finite(char_tok, pair, tiny_blocks):
                   lr=1e-3, divergence="jsd", alpha=0.5, progress=False)
     assert math.isfinite(res.final_val_loss)
     assert res.final_val_loss == pytest.approx(eval_loss(res.model, va, 4, 8), rel=1e-5)
+
+
+def test_kd_loss_fn_is_kd_loss_on_the_teachers_logits(pair, tiny_blocks):
+    from llmup_lib.distill import kd_loss_fn
+
+    teacher, student = pair
+    blocks = tiny_blocks[0][:6]
+    rows = torch.tensor([4, 1])
+    x, y = blocks[rows, :-1], blocks[rows, 1:]
+    cache = TeacherCache(teacher, blocks, progress=False)
+    with torch.no_grad():
+        want = kd_loss(student(input_ids=x).logits, teacher(input_ids=x).logits, y, 0.3, 2.0)
+        for source in (teacher, cache):  # live teacher, or the cache looked up by rows
+            loss, logs = kd_loss_fn(source, 0.3, 2.0)(student, x, y, rows=rows, step=0)
+            assert float(loss) == pytest.approx(float(want), rel=1e-5)
+            assert float(loss) == pytest.approx(0.3 * logs["kd"] + 0.7 * logs["ce"], rel=1e-5)
+
+    class NoTeacher:  # alpha = 0 must never call the teacher
+        def __call__(self, *a, **k):
+            raise AssertionError("the teacher was called")
+    with torch.no_grad():
+        loss, logs = kd_loss_fn(NoTeacher(), alpha=0.0)(student, x, y, rows=rows, step=0)
+        ce = F.cross_entropy(student(input_ids=x).logits.flatten(0, 1), y.flatten())
+    assert float(loss) == pytest.approx(float(ce), rel=1e-6) and logs["kd"] == 0.0
+    with pytest.raises(ValueError, match="alpha=2"):
+        kd_loss_fn(teacher, alpha=2)

@@ -61,10 +61,26 @@ def _env(**extra):
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **extra}
 
 
-def test_sigkill_while_writing_a_checkpoint_then_resume_is_exact(tmp_path, uninterrupted):
+@pytest.fixture(scope="module")
+def uninterrupted_distill(char_tok, tiny_blocks):
+    from llmup_lib.distill import distill
+
+    torch.set_num_threads(1)
+    train_b, val_b = tiny_blocks
+    # the driver's distillation (tests/resume_train.py ... distill)
+    return distill(build_model("pico", char_tok, 32, seed=0), build_model("nano", char_tok, 32,
+                                                                          seed=1),
+                   train_b, val_b, _cfg(), alpha=0.5, temperature=2.0)
+
+
+@pytest.mark.parametrize("mode", ["train", "distill"])
+def test_sigkill_while_writing_a_checkpoint_then_resume_is_exact(tmp_path, mode, request):
+    uninterrupted = request.getfixturevalue("uninterrupted" if mode == "train"
+                                            else "uninterrupted_distill")
     ckpt, out = tmp_path / "ckpt", tmp_path / "out.pt"
     marker = Path(f"{out}.paused")
-    proc = subprocess.Popen([sys.executable, str(DRIVER), str(ckpt), str(out)], cwd=ROOT,
+    extra = [mode] if mode == "distill" else []
+    proc = subprocess.Popen([sys.executable, str(DRIVER), str(ckpt), str(out), *extra], cwd=ROOT,
                             env=_env(LLMUP_TEST_PAUSE_AT_STEP="20"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -84,12 +100,17 @@ def test_sigkill_while_writing_a_checkpoint_then_resume_is_exact(tmp_path, unint
     assert (ckpt / "latest").read_text() == "step-000010"
     assert verify_manifest(ckpt / "step-000010") is None
 
-    done = subprocess.run([sys.executable, str(DRIVER), str(ckpt), str(out)], cwd=ROOT,
+    done = subprocess.run([sys.executable, str(DRIVER), str(ckpt), str(out), *extra], cwd=ROOT,
                           env=_env(), capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     resumed = torch.load(out, weights_only=True)
     assert resumed["resumed_from"] == 10  # it resumed, it did not start over
     _assert_same_run(resumed["state_dict"], resumed["history"], uninterrupted)
+    if mode == "distill":  # the KD terms were logged and survived the resume
+        assert [r["kd"] for r in resumed["history"] if "kd" in r] == pytest.approx(
+            [r["kd"] for r in uninterrupted.history if "kd" in r], abs=1e-6)
+        assert json.loads((ckpt / "step-000030" / "trainer_state.json").read_text())[
+            "loss_recipe"]["alpha"] == 0.5
     assert (ckpt / "latest").read_text() == "step-000030"
     assert verify_manifest(ckpt / "step-000030") is None
     assert not list(ckpt.glob(".tmp-*"))  # the half-written folder was replaced
@@ -151,7 +172,7 @@ def test_checkpoint_without_manifest_loads_with_a_warning(tmp_path, char_tok, ti
 
 
 def test_corrupt_sweep_cache_row_is_retrained(tmp_path, monkeypatch, char_tok, tiny_blocks):
-    from llmup_lib.scaling import SweepRecipe, run_sweep
+    from llmup_lib.sweep import SweepRecipe, run_sweep
 
     monkeypatch.setenv("LLMUP_CACHE", str(tmp_path))
     calls = []

@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 
 from llmup_lib import scaling as S
+from llmup_lib import sweep as W
 from llmup_lib.models import build_model, count_params, flops_per_token
-from llmup_lib.scaling import (REFERENCES, ChinchillaLaw, SweepRecipe, build_grid_model,
-                               compute_optimal, fit_chinchilla, fit_frontier_exponent,
-                               fit_power_law, isoflop_optimum, load_table, non_embedding_params,
-                               plan_isoflop, run_sweep, save_table, size_grid, training_flops)
+from llmup_lib.scaling import (REFERENCES, ChinchillaLaw, build_grid_model, compute_optimal,
+                               fit_chinchilla, fit_frontier_exponent, fit_power_law,
+                               isoflop_optimum, non_embedding_params, size_grid, training_flops)
+from llmup_lib.sweep import (SweepRecipe, load_table, plan_isoflop, run_sweep, save_table,
+                             shipped_table)
 
 N = np.array([7e3, 1.4e4, 2.5e4, 5.5e4, 1e5, 2.3e5])
 TRUE = dict(E=0.47, A=9.0, alpha=0.3)
@@ -173,7 +175,7 @@ def test_sweep_trains_caches_and_saves(monkeypatch, tmp_path, tiny_blocks, char_
     assert all(0 < r["val_loss"] < 10 and r["flops_total"] > r["flops_6nd"] for r in rows)
     again = run_sweep(points, rec, data=data, log=None)  # from the cache, identical
     assert [r["val_loss"] for r in again] == [r["val_loss"] for r in rows]
-    assert S.sweep_table_path("t.csv") == tmp_path / "cache" / "scaling" / "t.csv"
+    assert W.sweep_table_path("t.csv") == tmp_path / "cache" / "scaling" / "t.csv"
     for name in ("sweep.csv", "sweep.json"):
         back = load_table(save_table(rows, tmp_path / name))
         assert back[1]["val_loss"] == pytest.approx(rows[1]["val_loss"])
@@ -212,14 +214,95 @@ def test_the_cache_key_includes_the_training_pool(monkeypatch, tmp_path, tiny_bl
 
 def test_shipped_tables_follow_the_recipe():
     recipe = SweepRecipe()
-    family = load_table(S.shipped_table("family"))
+    family = load_table(shipped_table("family"))
     assert [r["size"] for r in family if r["size"] in S.SCALING_GRID] == list(S.SCALING_GRID)
     for r in family:
         assert r["tokens"] == S.FAMILY_TOKENS and r["lr"] == pytest.approx(recipe.lr(r["width"]))
         assert r["params"] == non_embedding_params(S.parse_shape(r["size"]))
-    iso = load_table(S.shipped_table("isoflop")) + load_table(S.shipped_table("isoflop_2e12"))
+    iso = load_table(shipped_table("isoflop")) + load_table(shipped_table("isoflop_2e12"))
     assert len({r["budget"] for r in iso}) == 4
     for r in iso:
         assert 6 * r["params"] * r["tokens"] == pytest.approx(r["budget"], rel=0.02)
     with pytest.raises(FileNotFoundError, match="data/scaling/README.md"):
-        S.shipped_table("nope")
+        shipped_table("nope")
+
+
+# ----------------------------------------------------------------------------- the optimiser
+# The fits of the shipped tables by the hand-written Levenberg-Marquardt loop this module used
+# before SciPy's least_squares, computed with that code (commit 47ffda0) before it was replaced:
+# the new optimiser must find the same optima (it does to about 1e-6 relative).
+OLD_LM = {
+    # E, A, alpha, E_err, alpha_err, r2_log: notebook 05's fit on all six family sizes
+    "family_all": [0.5221659186323268, 376.34846630394736, 0.9880142098462575,
+                   0.00578513704578228, 0.5498043759157915, 0.8784170045946597],
+    # E, A, alpha, prediction for the largest size: the fit on the five smaller sizes
+    "family_held_out": [0.5145746808842999, 21.819530485326304, 0.6669562382422354,
+                        0.5183139744213784],
+    # E, A, B, alpha, beta, E_err, r2_log: L(N, D) on the 18 runs past the plateau
+    "chinchilla": [0.4836241298046029, 180.53138561012207, 98115.08310395265,
+                   0.8761182099730619, 0.9724775929526487, 0.020236964995599224,
+                   0.8477353083605563],
+}
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    rows = load_table(shipped_table("family"))
+    family = [r for r in rows if r["size"] in S.SCALING_GRID]
+    iso = load_table(shipped_table("isoflop")) + load_table(shipped_table("isoflop_2e12"))
+    return family, iso
+
+
+def test_fits_agree_with_the_old_optimiser_on_the_shipped_tables(shipped):
+    family, iso = shipped
+    n, loss = [r["params"] for r in family], [r["val_loss"] for r in family]
+    fit = fit_power_law(n, loss)
+    got = [fit.E, fit.A, fit.alpha, fit.E_err, fit.alpha_err, fit.r2_log]
+    assert got == pytest.approx(OLD_LM["family_all"], rel=1e-4)
+    held = fit_power_law(n[:-1], loss[:-1])
+    got = [held.E, held.A, held.alpha, held.predict(n[-1])]
+    assert got == pytest.approx(OLD_LM["family_held_out"], rel=1e-4)
+    surface = [r for r in family + iso if r["val_loss"] < 0.70]  # notebook 05's PLATEAU
+    assert len(surface) == 18
+    chin = fit_chinchilla([r["params"] for r in surface], [r["tokens"] for r in surface],
+                          [r["val_loss"] for r in surface])
+    got = [chin.E, chin.A, chin.B, chin.alpha, chin.beta, chin.errors["E"], chin.r2_log]
+    assert got == pytest.approx(OLD_LM["chinchilla"], rel=1e-4)
+
+
+@pytest.mark.parametrize("truth", [dict(E=0.5, A=30.0, alpha=0.35), dict(E=1.2, A=4.0, alpha=0.8)])
+def test_power_law_recovers_synthetic_parameters_with_noise_inside_its_errors(truth):
+    n = np.geomspace(1e4, 1e7, 7)
+    clean = truth["E"] + truth["A"] * n ** -truth["alpha"]
+    exact = fit_power_law(n, clean)
+    for key in ("E", "A", "alpha"):
+        assert getattr(exact, key) == pytest.approx(truth[key], rel=1e-4)
+    rng = np.random.default_rng(1)
+    noisy = fit_power_law(n, clean * np.exp(rng.normal(0, 0.003, len(n))))
+    assert abs(noisy.alpha - truth["alpha"]) < 4 * noisy.alpha_err + 1e-3
+    assert abs(noisy.E - truth["E"]) < 4 * noisy.E_err + 1e-3
+
+
+def test_robust_fit_minimises_the_huber_objective():
+    x = np.linspace(0, 1, 20)
+    y = 2.0 * x + 1.0
+    y[5] += 3.0  # an outlier: Huber's linear tail limits its pull
+
+    def residual(t):
+        return t[0] * x + t[1] - y
+
+    theta, f, J, r = S._robust_fit(residual, [0.0, 0.0], delta=0.1)
+    assert theta == pytest.approx([2.0, 1.0], abs=0.02)  # least squares would give 1.15 offset
+    assert f == pytest.approx(float(np.sum(S._huber(r, 0.1))))
+    assert J == pytest.approx(np.vstack([x, np.ones_like(x)]).T, abs=1e-5)  # plain Jacobian
+    for t in ([2.1, 1.0], [2.0, 0.9]):
+        assert float(np.sum(S._huber(residual(np.array(t)), 0.1))) > f
+    # a start outside the domain is reported as infinitely bad, not raised
+    assert S._robust_fit(lambda t: np.log(t - 5) * np.ones(3), [1.0], 0.1)[1] == np.inf
+
+
+def test_moved_sweep_names_still_import_from_scaling_with_a_warning():
+    with pytest.warns(DeprecationWarning, match=r"scaling.run_sweep moved to llmup_lib.sweep"):
+        assert S.run_sweep is W.run_sweep
+    with pytest.raises(AttributeError):
+        S.no_such_name

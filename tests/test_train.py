@@ -148,3 +148,118 @@ def test_two_processes_match_one(tmp_path):
     assert two["world_size"] == 2 and one["world_size"] == 1
     assert one["final_val_loss"] < one["initial_val_loss"] - 0.3  # it really trained
     assert math.isclose(one["final_val_loss"], two["final_val_loss"], rel_tol=1e-3)
+
+
+# ----------------------------------------------------------------------------- hooks
+def test_loss_hook_replaces_the_loss_and_logs_its_terms(char_tok, tiny_blocks):
+    import torch.nn.functional as F
+
+    train_b, _ = tiny_blocks
+    calls = []
+
+    def doubled(model, x, y, rows, step):
+        calls.append((step, len(rows)))
+        logits = model(input_ids=x).logits
+        ce = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        return 2 * ce, {"half": ce.detach()}
+
+    plain = train(build_model("pico", char_tok, 32), train_b, None, _cfg(steps=4, log_every=1))
+    hooked = train(build_model("pico", char_tok, 32), train_b, None, _cfg(steps=4, log_every=1),
+                   loss_fn=doubled)
+    assert calls == [(s, 8) for s in range(4)]
+    # step 1: same weights, so the hooked loss is exactly twice the plain one
+    assert hooked.history[0]["train_loss"] == pytest.approx(2 * plain.history[0]["train_loss"])
+    assert hooked.history[0]["half"] == pytest.approx(plain.history[0]["train_loss"])
+    assert isinstance(hooked.history[0]["half"], float)
+
+
+def test_memory_guard_hook_runs_before_step_one(char_tok, tiny_blocks):
+    seen = []
+
+    def refuse(model, batch, context, device):
+        seen.append((batch, context, str(device)))
+        raise MemoryError("too big")
+
+    model = build_model("pico", char_tok, 32)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(MemoryError, match="too big"):
+        train(model, tiny_blocks[0], None, _cfg(), memory_guard=refuse)
+    assert seen == [(8, 32, "cpu")]
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
+
+
+def test_resume_refuses_another_loss_recipe(tmp_path, char_tok, tiny_blocks):
+    train_b, _ = tiny_blocks
+    cfg = _cfg(steps=5, checkpoint_dir=str(tmp_path))
+    train(build_model("pico", char_tok, 32), train_b, None, cfg, loss_recipe={"alpha": 0.5})
+    saved = sorted(os.listdir(tmp_path))
+    with pytest.raises(ValueError, match=r"loss \{'alpha': 0.5\}, not \{'alpha': 1.0\}; use the "
+                                         r"same loss"):
+        train(build_model("pico", char_tok, 32), train_b, None, cfg, loss_recipe={"alpha": 1.0})
+    with pytest.raises(ValueError, match=r"not next-token cross-entropy"):
+        train(build_model("pico", char_tok, 32), train_b, None, cfg)
+    assert sorted(os.listdir(tmp_path)) == saved
+
+
+# ----------------------------------------------------------------------------- torch.compile
+COMPILE_TOLERANCE = 1e-4  # compiled vs eager, losses and weights after 4 steps (absolute)
+
+
+def test_compiled_training_matches_eager_within_tolerance(char_tok, tiny_blocks):
+    train_b, val_b = tiny_blocks
+    cfg = _cfg(steps=4, log_every=1)
+    eager = train(build_model("pico", char_tok, 32, seed=0), train_b, val_b, cfg)
+    compiled = train(build_model("pico", char_tok, 32, seed=0), train_b, val_b,
+                     _cfg(steps=4, log_every=1, compile=True))
+    assert eager.compile_seconds == 0.0 and compiled.compile_seconds > 0
+    # the compiling step is in seconds but not in the steady-state tokens/s
+    assert compiled.seconds > compiled.compile_seconds
+    assert compiled.tokens_per_second == pytest.approx(
+        3 * 8 * 32 / (compiled.seconds - compiled.compile_seconds))
+    assert compiled.series("train_loss")[1] == pytest.approx(eager.series("train_loss")[1],
+                                                             abs=COMPILE_TOLERANCE)
+    assert compiled.final_val_loss == pytest.approx(eager.final_val_loss, abs=COMPILE_TOLERANCE)
+    for p, q in zip(eager.model.parameters(), compiled.model.parameters()):
+        torch.testing.assert_close(p, q, atol=COMPILE_TOLERANCE, rtol=0)
+    assert type(compiled.model) is type(eager.model)  # the plain model comes back, not a wrapper
+
+
+def test_compile_unavailable_is_one_clear_error(char_tok, tiny_blocks, monkeypatch, tmp_path):
+    import llmup_lib.train as T
+
+    monkeypatch.setattr(T, "compile_unavailable",
+                        lambda: "PyTorch 1.13.1 has no torch.compile (it arrived in 2.0)")
+    model = build_model("pico", char_tok, 32)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(RuntimeError, match=r"compile=True needs torch.compile, but PyTorch 1.13.1"
+                                           r" has no torch.compile.*pass compile=False"):
+        train(model, tiny_blocks[0], None, _cfg(compile=True, checkpoint_dir=str(tmp_path)))
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
+    assert not any(tmp_path.iterdir())
+    monkeypatch.undo()
+    assert T.compile_unavailable() is None  # this machine's torch can compile
+    with pytest.raises(ValueError, match=r"compile='yes' must be True or False"):
+        _cfg(compile="yes")
+
+
+def test_fused_adamw_comes_with_compile_and_on_request():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    from llmup_lib.train import make_optimizer
+
+    def fused(**kw):
+        return bool(make_optimizer(model, _cfg(**kw)).defaults.get("fused"))
+    assert not fused() and fused(compile=True) and fused(fused_adamw=True)
+    assert not fused(compile=True, fused_adamw=False)
+    groups = make_optimizer(model, _cfg(fused_adamw=True)).param_groups
+    assert [g["weight_decay"] for g in groups] == [0.1, 0.0]  # still no decay on gains
+    with pytest.raises(ValueError, match=r"fused_adamw='yes' must be True, False or None"):
+        _cfg(fused_adamw="yes")
+
+
+def test_fused_adamw_trains_like_the_default_adamw(char_tok, tiny_blocks):
+    train_b, _ = tiny_blocks
+    plain = train(build_model("pico", char_tok, 32), train_b, None, _cfg(steps=5, log_every=1))
+    fused = train(build_model("pico", char_tok, 32), train_b, None,
+                  _cfg(steps=5, log_every=1, fused_adamw=True))
+    assert fused.series("train_loss")[1] == pytest.approx(plain.series("train_loss")[1],
+                                                          abs=1e-5)

@@ -1,0 +1,144 @@
+"""Sweeps on every core and across machines: worker processes, shards and their merge, the
+per-run peak memory, and the bad inputs of each."""
+
+import json
+
+import pytest
+
+from llmup_lib import sweep as W
+from llmup_lib.sweep import (SweepRecipe, check_workers, load_table, merge_tables, parse_shard,
+                             run_sweep, save_table, shard_points)
+
+# what depends on the machine's speed and load, not on the run
+TIMING = ("train_seconds", "wall_seconds", "tokens_per_second", "peak_rss_mb", "peak_scope",
+          "threads")
+
+
+def _runs(rows):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+@pytest.fixture
+def tiny(monkeypatch, tmp_path, char_tok, tiny_blocks):
+    monkeypatch.setenv("LLMUP_CACHE", str(tmp_path / "cache"))
+    recipe = SweepRecipe(context=32, batch_size=4, lr_ref=1e-2, width_ref=32, eval_blocks=8)
+    points = [{"size": s, "tokens": 32 * 4 * 6} for s in ("2x16", "pico", "2x24")]
+    return recipe, (char_tok, *tiny_blocks), points
+
+
+def test_parse_shard_and_shard_points():
+    assert parse_shard("2/3") == (2, 3) and parse_shard("1/1") == (1, 1)
+    for bad in ("3/2", "0/2", "1/0", "a/b", "2", "1/2/3", None):
+        with pytest.raises(ValueError, match=r"is not K/N with 1 <= K <= N; pass e\.g\. "
+                                             r"--shard 1/2"):
+            parse_shard(bad)
+    points = [{"size": str(i), "tokens": 1} for i in range(7)]
+    shards = [shard_points(points, f"{k}/3") for k in (1, 2, 3)]
+    assert [[p["point_index"] for p in s] for s in shards] == [[0, 3, 6], [1, 4], [2, 5]]
+    assert sorted(p["point_index"] for s in shards for p in s) == list(range(7))
+    assert shard_points(points, (2, 3)) == shards[1]
+
+
+def test_check_workers_names_the_value_and_the_cores():
+    cores = W.usable_cores()
+    assert cores >= 1 and check_workers(1) == 1 and check_workers(cores) == cores
+    for bad in (0, cores + 1, -1, 1.5, True):
+        with pytest.raises(ValueError, match=rf"workers={bad!r} must be a whole number from 1 to "
+                                             rf"the {cores} cores of this machine"):
+            check_workers(bad)
+
+
+def test_peak_rss_is_measured_and_resettable():
+    before = W.peak_rss_mb()
+    assert before > 10  # python + torch
+    big = bytearray(200 * 2**20)  # touch 200 MB
+    for i in range(0, len(big), 4096):
+        big[i] = 1
+    assert W.peak_rss_mb() >= before + 150
+    del big
+    if W.reset_peak_rss():  # Linux: the high-water mark drops back to what is resident now
+        assert W.peak_rss_mb() < before + 100
+
+
+def test_recipe_id_changes_with_the_recipe():
+    assert W.recipe_id(SweepRecipe()) == W.recipe_id(SweepRecipe())
+    assert W.recipe_id(SweepRecipe()) != W.recipe_id(SweepRecipe(batch_size=8))
+
+
+def test_sharded_then_merged_sweep_equals_the_single_process_sweep(tiny, tmp_path):
+    recipe, data, points = tiny
+    single = run_sweep(points, recipe, data=data, cache=False, log=None)
+    assert all(r["peak_scope"] == "run" and r["peak_rss_mb"] > 0 for r in single)
+    parts = []
+    for k in (1, 2):
+        shard = [{**p, "shard": f"{k}/2"} for p in shard_points(points, f"{k}/2")]
+        rows = run_sweep(shard, recipe, data=data, cache=False, log=None)
+        parts.append(save_table(rows, tmp_path / f"part{k}.json"))
+    assert [r["size"] for r in load_table(parts[0])] == ["2x16", "2x24"]
+    merged = merge_tables(list(reversed(parts)), out=tmp_path / "all.json")
+    assert _runs(merged) == _runs(single)  # same rows, same order, same numbers
+    assert _runs(load_table(tmp_path / "all.json")) == _runs(single)
+    with pytest.warns(UserWarning, match="merged 1 of 2 shards"):
+        merge_tables(parts[:1])
+
+
+def test_workers_train_points_in_processes_of_their_own(tiny, monkeypatch, tmp_path):
+    recipe, data, points = tiny
+    inproc = run_sweep(points[:2], recipe, data=data, cache=False, log=None)
+    monkeypatch.setattr(W, "usable_cores", lambda: 2)  # the test must not depend on the machine
+    rows = run_sweep(points[:2], recipe, data=data, log=None, workers=2)
+    assert _runs(rows) == _runs(inproc)  # one thread each here and there: the same numbers
+    assert [r["threads"] for r in rows] == [1, 1] and all(r["peak_scope"] == "run" for r in rows)
+    assert all(100 < r["peak_rss_mb"] < 4096 for r in rows)  # a process per run: its own peak
+    # the parent wrote the workers' rows to the cache: a rerun trains nothing
+    assert len(list((tmp_path / "cache" / "scaling").glob("*.json"))) == 2
+    again = run_sweep(points[:2], recipe, data=data, log=None)
+    assert [r["wall_seconds"] for r in again] == [r["wall_seconds"] for r in rows]
+
+
+def test_merge_refuses_other_recipes_and_duplicates(tiny, tmp_path):
+    recipe, data, points = tiny
+    a = run_sweep(points[:1], recipe, data=data, log=None)
+    other = SweepRecipe(context=32, batch_size=4, lr_ref=2e-2, width_ref=32, eval_blocks=8)
+    b = run_sweep(points[1:2], other, data=data, log=None)
+    pa, pb = save_table(a, tmp_path / "a.json"), save_table(b, tmp_path / "b.csv")
+    with pytest.raises(ValueError, match=r"b.csv' was made with recipe '\w+' but '.*a.json' with "
+                                         r"'\w+'; merge only the shards of one sweep command"):
+        merge_tables([pa, pb], out=tmp_path / "out.json")
+    assert not (tmp_path / "out.json").exists()
+    with pytest.raises(ValueError, match="both hold the point 2x16 at 768 tokens"):
+        merge_tables([pa, pa])
+    with pytest.raises(ValueError, match="at least one table"):
+        merge_tables([])
+
+
+def test_sweep_command_shards_and_merges(monkeypatch, tmp_path, capsys):
+    from llmup_lib.__main__ import main
+
+    monkeypatch.setenv("LLMUP_CACHE", str(tmp_path / "cache"))
+    common = ["sweep", "--sizes", "2x16,pico,2x24", "--tokens", "1024", "--context", "32",
+              "--batch-size", "4"]
+    main(common + ["--out", str(tmp_path / "single.json"), "--no-cache"])
+    for k in (1, 2):
+        main(common + ["--shard", f"{k}/2", "--out", str(tmp_path / f"s{k}.json"), "--no-cache"])
+    assert [r["shard"] for r in load_table(tmp_path / "s2.json")] == ["2/2"]
+    main(["sweep", "merge", str(tmp_path / "s1.json"), str(tmp_path / "s2.json"), "--out",
+          str(tmp_path / "merged.json")])
+    assert "merged 2 tables, 3 runs" in capsys.readouterr().out
+    assert _runs(load_table(tmp_path / "merged.json")) == _runs(load_table(tmp_path /
+                                                                          "single.json"))
+    for argv, needle in ([["--workers", "0"], "workers=0 must be a whole number from 1"],
+                         [["--shard", "3/2"], "shard '3/2' is not K/N"],
+                         [["stray"], "unexpected argument 'stray'"]):
+        with pytest.raises(SystemExit, match=needle):
+            main(common + argv + ["--out", str(tmp_path / "never.json")])
+    assert not (tmp_path / "never.json").exists()
+
+
+def test_tables_keep_the_recipe_id_in_csv_and_json(tiny, tmp_path):
+    recipe, data, points = tiny
+    rows = run_sweep(points[:1], recipe, data=data, log=None)
+    for name in ("t.csv", "t.json"):
+        assert load_table(save_table(rows, tmp_path / name))[0]["recipe_id"] == \
+            W.recipe_id(recipe)
+    json.loads((tmp_path / "t.json").read_text())
