@@ -41,7 +41,8 @@ def main() -> None:
 
     from llmup_lib import world_v2 as w2
     from llmup_lib.evaluate import sequence_logprobs
-    from llmup_lib.scaling import SweepRecipe, build_grid_model, parse_shape
+    from llmup_lib.scaling import build_grid_model, parse_shape
+    from llmup_lib.sweep import SweepRecipe
     from llmup_lib.tokenizer import pack_blocks, train_bpe
     from llmup_lib.train import TrainConfig, eval_loss, train
 
@@ -72,7 +73,6 @@ def main() -> None:
           f"domain token coverage {coverage:.4f} ({len(note_ids)} ids); "
           f"prepared in {time.perf_counter() - t0:.0f} s", flush=True)
 
-    rng = np.random.default_rng(0)
     probe_ranks = np.unique(np.geomspace(1, args.people, args.probe_people).round().astype(int))
     facts = w2.facts(world, probe_ranks)
     recipe = SweepRecipe(context=args.context, batch_size=args.batch)

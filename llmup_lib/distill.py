@@ -498,27 +498,3 @@ def generation_throughput(model, tokenizer, batch_size: int = 32, new_tokens: in
     best = min(times)
     return {"tokens_per_second": batch_size * new_tokens / best,
             "ms_per_step": 1000 * best / new_tokens}
-
-
-# ----------------------------------------------------------------------------- exercise checks
-def _report(name: str, ok: bool, hint: str) -> bool:
-    print(f"{name}: " + ("correct!" if ok else f"not yet: {hint}"))
-    return ok
-
-
-def check_forward_kl(student_logits, teacher_logits, temperature: float, your_value) -> bool:
-    """Exercise: the forward-KL distillation loss with its T², written by hand."""
-    truth = float(forward_kl(student_logits, teacher_logits, temperature))
-    ok = your_value is not None and math.isclose(float(your_value), truth, rel_tol=1e-4,
-                                                 abs_tol=1e-7)
-    return _report("forward KL", ok, f"expected about {truth:.5f}; soften both logits by T, take "
-                   "sum p·(log p − log q) over the vocabulary, average over positions, times T².")
-
-
-def check_gap_closed(scratch_loss: float, student_loss: float, teacher_loss: float,
-                     your_fraction) -> bool:
-    """Exercise: the fraction of the scratch → teacher gap that a distilled student closes."""
-    truth = gap_closed(scratch_loss, student_loss, teacher_loss)
-    ok = your_fraction is not None and math.isclose(float(your_fraction), truth, rel_tol=1e-3)
-    return _report("gap closed", ok, f"expected {truth:.3f}; (scratch − student) / "
-                   "(scratch − teacher).")

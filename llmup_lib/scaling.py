@@ -10,7 +10,6 @@ compute budget between size and data.
 * **the compute-optimal frontier** -- the best size per budget from an IsoFLOP sweep
   (``isoflop_optimum``), its exponent ``N_opt ∝ C^a`` (``fit_frontier_exponent``), and
   ``N_opt, D_opt`` for a budget from a fitted law (``compute_optimal``);
-* **exercise checks** -- ``check_six_nd``, ``check_tokens_per_param``.
 
 Making the rows to fit (recipes, sweeps, their cache and tables, the shipped tables) is
 ``llmup_lib.sweep``.
@@ -514,43 +513,3 @@ def budget_explorer_text(flops: float, fit, frontier: dict | None = None) -> str
         lines.append(f"  IsoFLOP frontier: N_opt = {fr['n_opt']:,.0f}, D_opt = "
                      f"{fr['d_opt']:,.0f} ({fr['tokens_per_param']:.1f} tokens/param)")
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- exercise checks
-
-
-def _report(name: str, ok: bool, hint: str) -> bool:
-    print(f"{name}: " + ("correct!" if ok else f"not yet: {hint}"))
-    return ok
-
-
-def check_six_nd(row: dict, your_flops: float) -> bool:
-    """Exercise: the 6·N·D training FLOPs of one sweep row."""
-    truth = 6 * row["params"] * row["tokens"]
-    return _report("6ND", math.isclose(your_flops, truth, rel_tol=1e-3),
-                   f"expected about {truth:.3e}; 6 x non-embedding parameters x training tokens.")
-
-
-def check_tokens_per_param(flops: float, your_ratio: float) -> bool:
-    """Exercise: Chinchilla's optimal tokens per parameter at a budget (its reference law)."""
-    truth = compute_optimal(flops, REFERENCES["chinchilla"])["tokens_per_param"]
-    return _report("tokens per parameter", math.isclose(your_ratio, truth, rel_tol=1e-2),
-                   f"expected about {truth:.1f}; use compute_optimal(C, REFERENCES['chinchilla']).")
-
-
-# --------------------------------------------------------------------------- moved names
-_MOVED_TO_SWEEP = ("SweepRecipe", "run_sweep", "sweep_data", "plan_isoflop", "save_table",
-                   "load_table", "shipped_table", "sweep_table_path")
-
-
-def __getattr__(name: str):
-    """The sweep helpers moved to ``llmup_lib.sweep``; old imports keep working, with a warning."""
-    if name in _MOVED_TO_SWEEP:
-        import warnings
-
-        from . import sweep
-
-        warnings.warn(f"llmup_lib.scaling.{name} moved to llmup_lib.sweep.{name}; import it "
-                      "from there.", DeprecationWarning, stacklevel=2)
-        return getattr(sweep, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,11 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmup_lib.distill import (TeacherCache, check_forward_kl, check_gap_closed, distill,
-                               distill_on_policy, entropy_bits, file_size_mb, forward_kl,
+from llmup_lib.distill import (TeacherCache, distill, distill_on_policy, entropy_bits,
+                               file_size_mb, forward_kl,
                                gap_closed, generation_throughput, jsd, kd_loss, mean_entropy_bits,
                                next_token_probs, quantize_int8, reverse_kl, sample_blocks, soften,
                                softened_distribution, temperature_explorer, top_tokens)
+from llmup_lib.exercises import check_forward_kl, check_gap_closed
 from llmup_lib.models import build_model, count_params
 from llmup_lib.train import TrainConfig, eval_loss, train
 

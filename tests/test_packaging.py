@@ -22,7 +22,7 @@ import llmup_lib
 from llmup_lib.base import base_dir
 from llmup_lib.models import load_model
 from llmup_lib.profiles import get_profile
-from llmup_lib.scaling import shipped_table
+from llmup_lib.sweep import shipped_table
 from llmup_lib.tokenizer import DATA_DIR, load_tokenizer
 tok = load_tokenizer()
 model = load_model(base_dir(get_profile("cpu")))

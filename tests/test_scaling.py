@@ -299,10 +299,3 @@ def test_robust_fit_minimises_the_huber_objective():
         assert float(np.sum(S._huber(residual(np.array(t)), 0.1))) > f
     # a start outside the domain is reported as infinitely bad, not raised
     assert S._robust_fit(lambda t: np.log(t - 5) * np.ones(3), [1.0], 0.1)[1] == np.inf
-
-
-def test_moved_sweep_names_still_import_from_scaling_with_a_warning():
-    with pytest.warns(DeprecationWarning, match=r"scaling.run_sweep moved to llmup_lib.sweep"):
-        assert S.run_sweep is W.run_sweep
-    with pytest.raises(AttributeError):
-        S.no_such_name
