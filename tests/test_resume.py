@@ -216,7 +216,8 @@ def test_corrupt_domain_model_cache_is_rebuilt(tmp_path, monkeypatch, char_tok, 
     profile = get_profile("cpu")
 
     ft.domain_model(profile, char_tok, progress=False)
-    path = tmp_path / "domain" / "cpu"
+    path = ft.domain_model_dir(profile, char_tok)
+    assert path.parent == tmp_path / "domain"
     assert verify_manifest(path) is None and len(calls) == 1
     ft.domain_model(profile, char_tok, progress=False)
     assert len(calls) == 1  # intact: loaded from the cache
