@@ -40,7 +40,8 @@ def folder(tmp_path):
     return books
 
 
-def test_run_all_table_and_exit_code(folder, tmp_path, capsys):
+def test_run_all_table_and_exit_code(folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("LLMUP_RESULTS_DIR", raising=False)  # run-all's default: <out>/results
     out = tmp_path / "executed"
     with pytest.raises(SystemExit) as exit_:
         main(["run-all", "--notebooks", str(folder), "--out", str(out), "--profile", "cpu",
