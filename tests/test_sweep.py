@@ -49,15 +49,21 @@ def test_check_workers_names_the_value_and_the_cores():
 
 
 def test_peak_rss_is_measured_and_resettable():
+    # Reset first: late in a long test run the process's peak (e.g. after the 2.3 GB real-model
+    # tests) is far above what is resident, and 200 MB more would not move it.
+    resettable = W.reset_peak_rss()
     before = W.peak_rss_mb()
     assert before > 10  # python + torch
     big = bytearray(200 * 2**20)  # touch 200 MB
     for i in range(0, len(big), 4096):
         big[i] = 1
+    if not resettable:  # no clear_refs: only that the mark never falls
+        assert W.peak_rss_mb() >= before
+        return
     assert W.peak_rss_mb() >= before + 150
     del big
-    if W.reset_peak_rss():  # Linux: the high-water mark drops back to what is resident now
-        assert W.peak_rss_mb() < before + 100
+    assert W.reset_peak_rss()  # Linux: the high-water mark drops back to what is resident now
+    assert W.peak_rss_mb() < before + 100
 
 
 def test_recipe_id_changes_with_the_recipe():
