@@ -78,6 +78,8 @@ def test_binder_files_are_what_repo2docker_reads():
         assert (BINDER / script).read_text().startswith("#!/usr/bin/env bash")
     assert 'exec "$@"' in (BINDER / "start").read_text()
     # git, not only this checkout, must record the executable bit (a clone gets git's mode)
+    if not (ROOT / ".git").exists():
+        return  # a copy of the files, not a checkout: their own mode was checked above
     ls = subprocess.run(["git", "ls-files", "-s", "binder/postBuild", "binder/start"], cwd=ROOT,
                         capture_output=True, text=True, check=True).stdout.split()
     assert ls[0::4] == ["100755", "100755"], ls
