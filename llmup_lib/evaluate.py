@@ -163,6 +163,15 @@ def peak_memory_mb() -> float:
         import resource  # POSIX only: imported here so the package still imports on Windows
     except ImportError:
         return _peak_rss_without_resource()
+    # Linux: VmHWM, this process's own peak. ru_maxrss is not: exec keeps the parent's peak in it,
+    # so a kernel started by a 2 GB pytest process reported 2 GB before running a cell.
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
 

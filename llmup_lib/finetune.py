@@ -302,7 +302,12 @@ def load_adapter(base_model, path) -> PeftModel:
 
 def merge_adapter(peft_model: PeftModel):
     """Fold ``(alpha/r)·B·A`` into each target weight: a plain model again, no extra latency."""
-    return copy.deepcopy(peft_model).merge_and_unload()
+    merged = copy.deepcopy(peft_model).merge_and_unload()
+    # peft 0.18 (the lowest end) leaves the adapters' config on the unwrapped model, 0.21 deletes
+    # it: a plain model carries none, and a second get_peft_model on it would warn.
+    if hasattr(merged, "peft_config"):
+        del merged.peft_config
+    return merged
 
 
 # ----------------------------------------------------------------------------- instruction data

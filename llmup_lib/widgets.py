@@ -2,7 +2,35 @@
 
 from __future__ import annotations
 
+import sys
+from importlib import metadata
+
 from .evaluate import generate
+
+
+def ipywidgets_version() -> str | None:
+    """The ipywidgets this kernel uses: the one already imported (a kernel not restarted after
+    an upgrade keeps the old one), else the installed one; None when it is not installed."""
+    loaded = getattr(sys.modules.get("ipywidgets"), "__version__", None)
+    if loaded:
+        return str(loaded)
+    try:
+        return metadata.version("ipywidgets")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check_ipywidgets(version: str | None = None) -> None:
+    """Refuse ipywidgets < 8 (Colab ships 7.x): JupyterLab 4 cannot render the older widgets."""
+    version = ipywidgets_version() if version is None else version
+    if version is not None and int(version.split(".")[0]) < 8:
+        raise ImportError(
+            f"llmup_lib.widgets needs ipywidgets 8 or newer (JupyterLab 4 renders no older "
+            f"widgets), but this kernel has ipywidgets {version}; run "
+            f"`pip install -U 'ipywidgets>=8'` and restart the kernel.")
+
+
+check_ipywidgets()
 
 
 def sample_text(model, tokenizer, prompt: str, temperature: float, seed: int = 0,

@@ -76,6 +76,17 @@ def _adapter_on_other_base(c):
     finetune.load_adapter(c.model("nano"), path)
 
 
+def _import_widgets_under_ipywidgets_7(c):
+    """Colab's kernel: ipywidgets 7.7.1 already imported when llmup_lib.widgets is."""
+    import importlib
+    import sys
+    import types
+
+    c.monkeypatch.setitem(sys.modules, "ipywidgets", types.SimpleNamespace(__version__="7.7.1"))
+    c.monkeypatch.delitem(sys.modules, "llmup_lib.widgets")
+    importlib.import_module("llmup_lib.widgets")
+
+
 # (id, call, exception, substrings the message must hold: the bad value and the fix)
 ROWS = [
     ("profile-name", lambda c: get_profile("laptop"), ValueError,
@@ -183,6 +194,9 @@ ROWS = [
      ["shard '3/2'", "1 <= K <= N", "pass e.g. --shard 1/2"]),
     ("widget-sample-temperature-0", lambda c: widgets.sample_text(c.model(), c.tok, "the", 0),
      ValueError, ["temperature=0", "use greedy=True"]),
+    ("ipywidgets-7", _import_widgets_under_ipywidgets_7, ImportError,
+     ["ipywidgets 7.7.1", "needs ipywidgets 8 or newer", "pip install -U 'ipywidgets>=8'",
+      "restart the kernel"]),
     ("widget-temperature-out-of-range",  # temperature_explorer's function, slider below 0
      lambda c: distill.softened_distribution(c.model(), c.tok, "the", -1.0), ValueError,
      ["temperature=-1.0", "pass a value > 0"]),

@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -113,3 +114,22 @@ def test_new_exercise_checks_accept_truth_and_reject_errors():
     assert check_lora_params(4, 8, 2, 24) and not check_lora_params(4, 8, 2, 64)
     assert check_masked_labels([5, 6, 7], [8, 9], [-100, -100, 8, 9])
     assert not check_masked_labels([5, 6, 7], [8, 9], [6, 7, 8, 9])
+
+
+def test_peak_memory_is_this_processes_not_its_parents():
+    """A kernel started by a big pytest process must not report the parent's peak (ru_maxrss
+    survives exec on Linux; VmHWM does not)."""
+    import subprocess
+    import sys
+
+    if not Path("/proc/self/status").exists():
+        pytest.skip("no /proc: ru_maxrss is all there is")
+    big = bytearray(400 * 2**20)
+    for i in range(0, len(big), 4096):
+        big[i] = 1
+    parent = peak_memory_mb()
+    del big
+    out = subprocess.run([sys.executable, "-c", "from llmup_lib.evaluate import peak_memory_mb;"
+                          "print(peak_memory_mb())"], capture_output=True, text=True, check=True)
+    child = float(out.stdout.strip())
+    assert child < parent - 300, (child, parent)

@@ -97,3 +97,40 @@ def test_one_source_of_dependencies():
     assert project["project"]["license"] == "MIT" and (ROOT / "LICENSE").exists()
     assert "MIT License" in (ROOT / "LICENSE").read_text()
     assert any(r.startswith("setuptools>=77") for r in project["build-system"]["requires"])
+
+
+def _lowest_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lowest_constraints",
+                                                  ROOT / "tools" / "lowest_constraints.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lowest_constraints_file_matches_pyproject():
+    """constraints/lowest.txt (what .ci/run's lowest stage installs) never drifts from pyproject."""
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "lowest_constraints.py"), "--check"],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_lowest_constraints_pin_each_lower_bound_and_check_catches_drift(tmp_path, monkeypatch):
+    tool = _lowest_tool()
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "x"\ndependencies = ["torch>=2.13", "numpy",\n'
+                         '  "peft >= 0.18, <1", "tqdm"]\n'
+                         '[project.optional-dependencies]\nt = ["pytest[testing]>=8"]\n')
+    floors, unbounded = tool.lower_bounds(pyproject)
+    assert floors == {"torch": "2.13", "peft": "0.18", "pytest": "8"}
+    assert unbounded == ["numpy", "tqdm"]
+    text = tool.render(pyproject)
+    assert "torch==2.13\n" in text and "# No lower bound, so no pin: numpy, tqdm" in text
+    drifted = tmp_path / "lowest.txt"
+    drifted.write_text(tool.render().replace("torch==", "torch==1"))
+    monkeypatch.setattr(tool, "OUT", drifted)
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    assert tool.main(["--check"]) == 1
+    drifted.write_text(tool.render())
+    assert tool.main(["--check"]) == 0
