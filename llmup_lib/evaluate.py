@@ -156,32 +156,45 @@ def generation_speed(model, tokenizer, new_tokens: int = 64, repeats: int = 3) -
 
 def peak_memory_mb() -> float:
     """Peak memory so far: GPU allocations on CUDA, else the process's peak resident set (NaN
-    where neither ``resource`` nor ``psutil`` can tell, e.g. Windows without psutil)."""
+    where nothing can tell, e.g. Windows without psutil)."""
     if torch.cuda.is_available() and torch.cuda.max_memory_allocated():
         return torch.cuda.max_memory_allocated() / 2**20
+    peak = process_peak_rss_mb()
+    return float("nan") if peak is None else peak
+
+
+PROC_STATUS = "/proc/self/status"  # Linux only; a module value, so tests can take it away
+
+
+def process_peak_rss_mb() -> float | None:
+    """This process's own peak resident set in MB, or None where nothing can tell.
+
+    Linux: ``VmHWM``. Not ``ru_maxrss``: exec keeps the parent's peak in it, so a notebook
+    kernel started by a 2 GB pytest process reported 2 GB before running a cell. Other POSIX
+    systems: ``ru_maxrss``. Windows (no ``resource``, imported here so the package still
+    imports there): psutil's peak working set, when psutil is installed.
+    """
     try:
-        import resource  # POSIX only: imported here so the package still imports on Windows
-    except ImportError:
-        return _peak_rss_without_resource()
-    # Linux: VmHWM, this process's own peak. ru_maxrss is not: exec keeps the parent's peak in it,
-    # so a kernel started by a 2 GB pytest process reported 2 GB before running a cell.
-    try:
-        with open("/proc/self/status") as fh:
+        with open(PROC_STATUS) as fh:
             for line in fh:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 2**10  # kB
     except OSError:
         pass
+    try:
+        import resource
+    except ImportError:
+        return _peak_rss_without_resource()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB on Linux
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB else
 
 
-def _peak_rss_without_resource() -> float:
+def _peak_rss_without_resource() -> float | None:
     """Windows: psutil's peak working set (or the current RSS elsewhere), when psutil exists."""
     try:
         import psutil
     except ImportError:
-        return float("nan")
+        return None
     info = psutil.Process().memory_info()
     return getattr(info, "peak_wset", info.rss) / 2**20
 

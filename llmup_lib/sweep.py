@@ -23,6 +23,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .evaluate import process_peak_rss_mb
 from .models import FAMILY
 from .scaling import build_grid_model, non_embedding_params, parse_shape, training_flops
 
@@ -152,29 +153,9 @@ def recipe_id(recipe: SweepRecipe) -> str:
     return hashlib.sha256(json.dumps(asdict(recipe), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def peak_rss_mb() -> float | None:
-    """This process's peak resident set in MB (``VmHWM``; ``ru_maxrss`` where there is no
-    ``/proc``; ``None`` on Windows, which has neither)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 2**10  # kB
-    except OSError:
-        pass
-    try:
-        import resource  # not at module level: Windows has no ``resource``
-    except ImportError:
-        return None
-    import sys
-
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, else KiB
-
-
 def reset_peak_rss() -> bool:
     """Reset this process's ``VmHWM`` to its current RSS (Linux >= 4.0: ``/proc/self/clear_refs``
-    accepts ``5``), so ``peak_rss_mb`` then measures one run. False where it cannot."""
+    accepts ``5``), so ``process_peak_rss_mb`` then measures one run. False where it cannot."""
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
@@ -247,7 +228,7 @@ def _train_point(p: dict, recipe: SweepRecipe, data, progress: bool, accelerator
         peak, scope = torch.cuda.max_memory_allocated() / 2**20, "cuda"
         torch.cuda.reset_peak_memory_stats()
     else:  # the process's peak since the reset: this run (a process of its own, or reset)
-        peak, scope = peak_rss_mb(), ("run" if measured else "process")
+        peak, scope = process_peak_rss_mb(), ("run" if measured else "process")
     row = {**p, "layers": shape[0], "width": shape[1], "heads": shape[2],
            "params": counts["non_embedding"], "params_total": counts["total"],
            "lr": lr, "steps": steps, "tokens": steps * tokens_per_step,

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from llmup_lib import sweep as W
+from llmup_lib.evaluate import process_peak_rss_mb
 from llmup_lib.sweep import (SweepRecipe, check_workers, load_table, merge_tables, parse_shard,
                              run_sweep, save_table, shard_points)
 
@@ -52,18 +53,18 @@ def test_peak_rss_is_measured_and_resettable():
     # Reset first: late in a long test run the process's peak (e.g. after the 2.3 GB real-model
     # tests) is far above what is resident, and 200 MB more would not move it.
     resettable = W.reset_peak_rss()
-    before = W.peak_rss_mb()
+    before = process_peak_rss_mb()
     assert before > 10  # python + torch
     big = bytearray(200 * 2**20)  # touch 200 MB
     for i in range(0, len(big), 4096):
         big[i] = 1
     if not resettable:  # no clear_refs: only that the mark never falls
-        assert W.peak_rss_mb() >= before
+        assert process_peak_rss_mb() >= before
         return
-    assert W.peak_rss_mb() >= before + 150
+    assert process_peak_rss_mb() >= before + 150
     del big
     assert W.reset_peak_rss()  # Linux: the high-water mark drops back to what is resident now
-    assert W.peak_rss_mb() < before + 100
+    assert process_peak_rss_mb() < before + 100
 
 
 def test_recipe_id_changes_with_the_recipe():

@@ -58,6 +58,7 @@ def test_peak_memory_without_resource_uses_psutil_or_nan(monkeypatch):
     import psutil  # noqa: F401  (loaded before resource is hidden, as in the subprocess above)
 
     monkeypatch.setitem(sys.modules, "resource", None)
+    monkeypatch.setattr(evaluate, "PROC_STATUS", "/no/proc/on/windows")
     with_psutil = evaluate.peak_memory_mb()
     assert 10 < with_psutil < 100_000  # psutil is installed here (a jupyter dependency)
     monkeypatch.setitem(sys.modules, "psutil", None)
