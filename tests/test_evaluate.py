@@ -98,11 +98,15 @@ def test_peak_memory_sees_a_temporary_allocation():
 
     with PeakMemory(interval_s=0.001) as small:
         pass
+    import time
+
     with PeakMemory(interval_s=0.001) as big:
         block = torch.ones(64 * 2**20 // 4)  # 64 MB, touched
-        import time
-
-        time.sleep(0.05)
+        # Hold it until the sampling thread has seen it (at most 2 s): a fixed 50 ms sleep
+        # failed when the thread was not scheduled in time (a CI run, 0.004 MB seen).
+        deadline = time.monotonic() + 2
+        while big._max - big._start < 40 and time.monotonic() < deadline:
+            time.sleep(0.01)
         del block
     assert big.peak_mb > 40 > small.peak_mb
 
