@@ -324,10 +324,16 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"kind={kind!r} is not a v2 corpus; use 'general' or 'domain'.")
 
 
-def _sample(w: WorldV2, kind: str, rng: random.Random) -> tuple[str, float, int]:
-    """One document: its text, natural log-probability and subject rank (0 = none)."""
+def _run(w: WorldV2, kind: str, rng: random.Random) -> _Sampler:
+    """Generate one document; the sampler holds its parts, log-probability and choices."""
     io = _Sampler(rng)
     _PROGRAMS[kind](w, io)
+    return io
+
+
+def _sample(w: WorldV2, kind: str, rng: random.Random) -> tuple[str, float, int]:
+    """One document: its text, natural log-probability and subject rank (0 = none)."""
+    io = _run(w, kind, rng)
     rank = 0
     for name, i in io.choices:
         if name == "person":
@@ -341,8 +347,7 @@ def generate(w: WorldV2, kind: str, n_docs: int, seed=0) -> list[v1.Doc]:
     _check_kind(kind)
     rng, docs = random.Random(seed), []
     for _ in range(n_docs):
-        io = _Sampler(rng)
-        _PROGRAMS[kind](w, io)
+        io = _run(w, kind, rng)
         docs.append(v1.Doc("".join(io.parts), io.logprob, tuple(io.choices)))
     return docs
 
