@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="wall-clock limit per notebook in seconds (default 1800)")
     runall.add_argument("--notebooks", default=None,
                         help="notebook folder (default: the suite's notebooks/)")
+    runall.add_argument("--solutions", action="store_true",
+                        help="teacher mode: fill every unanswered exercise with its reference "
+                        "solution before running, so every check must pass")
     args = parser.parse_args(argv)
 
     if args.command == "info":

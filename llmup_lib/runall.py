@@ -2,6 +2,7 @@
 
     python -m llmup_lib run-all                     # notebooks/ -> executed/
     python -m llmup_lib run-all --only 02,03 --profile cpu --timeout 600 --out /tmp/run
+    python -m llmup_lib run-all --solutions         # teacher mode: exercises answered
 
 The workshop teacher's check that the whole suite runs on the day's image: each notebook runs
 top to bottom in its own kernel (started in the notebook's folder, as Jupyter does), the
@@ -140,18 +141,26 @@ class _PeakRSS:
 
 
 def run_notebook(path: Path, out_dir: Path, timeout: float = 1800, profile: str | None = None,
-                 progress=None, results_dir: Path | None = None) -> NotebookRun:
+                 progress=None, results_dir: Path | None = None,
+                 solutions: bool = False) -> NotebookRun:
     """Execute ``path`` in a fresh kernel, write the executed copy to ``out_dir``; never raises
     for a failing notebook (the failure is the returned status).
 
     ``timeout`` is the wall-clock limit of the whole notebook in seconds; ``results_dir``, when
     given, is the kernel's ``LLMUP_RESULTS_DIR`` (this notebook's old results file is removed
-    first, so the folder holds only what this run recorded).
+    first, so the folder holds only what this run recorded). ``solutions=True`` is the
+    teacher's run: every unanswered exercise cell is replaced by its reference solution first
+    (``grading.fill_solutions``), so each check must pass; the notebook file is not changed.
     """
     import nbformat
     from nbclient import NotebookClient
 
-    nb = nbformat.read(str(path), as_version=4)
+    if solutions:
+        from .grading import fill_solutions
+
+        nb = fill_solutions(path)
+    else:
+        nb = nbformat.read(str(path), as_version=4)
     env = dict(os.environ)
     if profile:
         env["LLMUP_PROFILE"] = profile
@@ -239,7 +248,8 @@ def _kernel_pid(client) -> int | None:
 
 
 def run_all(notebooks: list[Path], out_dir: str | os.PathLike = "executed", timeout: float = 1800,
-            profile: str | None = None, results_dir: Path | None = None) -> list[NotebookRun]:
+            profile: str | None = None, results_dir: Path | None = None,
+            solutions: bool = False) -> list[NotebookRun]:
     """Run ``notebooks`` in order with a progress bar; returns one :class:`NotebookRun` each."""
     from tqdm.auto import tqdm
 
@@ -248,7 +258,7 @@ def run_all(notebooks: list[Path], out_dir: str | os.PathLike = "executed", time
     with tqdm(notebooks, desc="notebooks", unit="nb") as bar:
         for path in bar:
             run = run_notebook(path, out_dir, timeout=timeout, profile=profile, progress=bar,
-                               results_dir=results_dir)
+                               results_dir=results_dir, solutions=solutions)
             runs.append(run)
             bar.write(f"{run.name}: {run.status} ({run.seconds:.1f} s)")
     return runs
@@ -287,7 +297,7 @@ def main(args) -> int:
     books = find_notebooks(args.notebooks or NOTEBOOKS_DIR, args.only)
     results = Path(os.environ.get(RESULTS_ENV) or Path(args.out) / "results")
     runs = run_all(books, args.out, timeout=args.timeout, profile=args.profile,
-                   results_dir=results)
+                   results_dir=results, solutions=getattr(args, "solutions", False))
     print(format_table(runs))
     recorded = collect_results(results)
     if recorded:

@@ -129,3 +129,30 @@ def test_widget_cells_do_not_stall_the_run(tmp_path):
     run = run_notebook(path, tmp_path / "out", timeout=60)
     assert run.ok, run.status
     assert run.seconds < 45
+
+
+def test_solutions_mode_fills_the_exercises_and_leaves_the_file_alone(tmp_path, capsys,
+                                                                      monkeypatch):
+    """`run-all --solutions`: the check that fails unanswered passes with the solution filled."""
+    monkeypatch.delenv("LLMUP_RESULTS_DIR", raising=False)
+    books = tmp_path / "nbs"
+    books.mkdir()
+    code = nbformat.v4.new_code_cell
+    stub = "def lora_scale(alpha, rank):\n    # YOUR CODE HERE\n    raise NotImplementedError"
+    _notebook(books / "03_exercise.ipynb", [
+        code("from llmup_lib.grading import check"),
+        code(stub, metadata={"tags": ["exercise"], "exercise_id": "03.lora_scale"}),
+        code("assert check(lora_scale)\nprint('all checks passed')"),
+    ])
+    before = (books / "03_exercise.ipynb").read_text()
+    args = ["run-all", "--notebooks", str(books), "--timeout", "120"]
+    with pytest.raises(SystemExit) as exit_:  # unanswered: the check fails
+        main(args + ["--out", str(tmp_path / "learner")])
+    assert exit_.value.code == 1
+    with pytest.raises(SystemExit) as exit_:
+        main(args + ["--out", str(tmp_path / "teacher"), "--solutions"])
+    assert exit_.value.code == 0, capsys.readouterr().out
+    done = nbformat.read(str(tmp_path / "teacher" / "03_exercise.ipynb"), as_version=4)
+    assert "alpha / rank" in done.cells[1].source
+    assert "LoRA scale: correct!" in done.cells[2].outputs[0]["text"]
+    assert (books / "03_exercise.ipynb").read_text() == before
