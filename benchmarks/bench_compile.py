@@ -53,6 +53,35 @@ def run(arm, make, blocks, batch, steps) -> tuple[float, float]:
     return result.tokens_per_second, result.compile_seconds
 
 
+def measure(make, blocks, batch, arms, steps, repeats, warmup_steps=3, log=print):
+    """Every arm's tokens/s, ``repeats`` runs each, and each arm's first-step compile seconds.
+
+    The arms alternate (A B, then B A, ...) so that load from other processes shows up as
+    spread instead of biasing one arm. The compile seconds come from the first run of the arm:
+    the warm-up, or with ``warmup_steps=0`` (a smoke test) the first timed run.
+    """
+    log = log or (lambda *a, **k: None)
+    compile_s, got = {}, {arm: [] for arm in arms}
+    for arm in arms if warmup_steps else []:  # warm-up: first compiles, allocator growth
+        _, compile_s[arm] = run(arm, make, blocks, batch, warmup_steps)
+        if compile_s[arm]:
+            log(f"  {arm}: first step with compilation {compile_s[arm]:.1f} s (later runs "
+                "reuse the compiled graphs)")
+    for rep in range(repeats):
+        for arm in (arms if rep % 2 == 0 else arms[::-1]):
+            tps, seconds = run(arm, make, blocks, batch, steps)
+            got[arm].append(tps)
+            compile_s.setdefault(arm, seconds)
+            log(f"  repeat {rep + 1} {arm:<15} {tps:>9,.0f} tokens/s", flush=True)
+    return got, compile_s
+
+
+def ratios(got, arm) -> list[float]:
+    """``arm`` over eager per repeat: each against the eager run beside it, not a median of
+    medians, so a slow spell hits both sides of a ratio."""
+    return [a / e for a, e in zip(got[arm], got["eager"])]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="char,base")
@@ -64,24 +93,14 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for name, (make, blocks, batch) in models(args.models).items():
         print(f"\n{name}: {args.steps} steps per run")
-        for arm in arms:  # warm-up: the first compile of each graph, allocator growth
-            _, compile_s = run(arm, make, blocks, batch, 3)
-            if compile_s:
-                print(f"  {arm}: first step with compilation {compile_s:.1f} s (later runs "
-                      "reuse the compiled graphs)")
-        got = {arm: [] for arm in arms}
-        for rep in range(args.repeats):
-            for arm in (arms if rep % 2 == 0 else arms[::-1]):
-                tps, _ = run(arm, make, blocks, batch, args.steps)
-                got[arm].append(tps)
-                print(f"  repeat {rep + 1} {arm:<15} {tps:>9,.0f} tokens/s", flush=True)
+        got, _ = measure(make, blocks, batch, arms, args.steps, args.repeats)
         print(f"\n| {name} | tokens/s (median) | min - max | ratio vs eager per repeat |")
         print("|---|---|---|---|")
         for arm in arms:
-            ratios = [a / e for a, e in zip(got[arm], got["eager"])]
+            per_repeat = ratios(got, arm)
             print(f"| {arm} | {statistics.median(got[arm]):,.0f} | {min(got[arm]):,.0f} - "
-                  f"{max(got[arm]):,.0f} | " + ", ".join(f"{r:.2f}" for r in ratios)
-                  + f" (median {statistics.median(ratios):.2f}) |")
+                  f"{max(got[arm]):,.0f} | " + ", ".join(f"{r:.2f}" for r in per_repeat)
+                  + f" (median {statistics.median(per_repeat):.2f}) |")
 
 
 if __name__ == "__main__":

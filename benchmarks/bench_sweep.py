@@ -34,6 +34,44 @@ def one_sweep(points, recipe, data, workers, threads) -> dict:
     return {"wall": wall, "tok_s": tokens / wall, "peak_mb": max(r["peak_rss_mb"] for r in rows)}
 
 
+HEADERS = ["workers x threads", "sweep tokens/s (median)", "min - max", "wall s (median)"]
+
+
+def measure(sizes, steps, arms, repeats, recipe=None, n_val=200, log=print) -> dict:
+    """Each arm's sweeps (``{(workers, threads): [one_sweep result, ...]}``) of the same
+    points, one per size at ``steps`` steps, arms alternating (A B, B A, A B: no arm always
+    first, so a busy neighbour shows up as spread rather than as a false ratio)."""
+    log = log or (lambda *a, **k: None)
+    recipe = recipe or SweepRecipe()  # the cpu profile's context 128 x batch 16
+    tokens = steps * recipe.context * recipe.batch_size
+    points = [{"size": s, "tokens": tokens} for s in sizes]
+    data = sweep_data(recipe, tokens, n_val)
+    results = {arm: [] for arm in arms}
+    for rep in range(repeats):
+        for arm in (arms if rep % 2 == 0 else arms[::-1]):
+            results[arm].append(one_sweep(points, recipe, data, *arm))
+            r = results[arm][-1]
+            log(f"  repeat {rep + 1}, {arm[0]} workers x {arm[1]} threads: {r['tok_s']:,.0f} "
+                f"tokens/s ({r['wall']:.1f} s), peak {r['peak_mb']:.0f} MB per run", flush=True)
+    return results
+
+
+def rows(results) -> list[list[str]]:
+    """One row per arm under ``HEADERS``: every repeat's range, not only the median."""
+    out = []
+    for arm, rs in results.items():
+        tok = [r["tok_s"] for r in rs]
+        out.append([f"{arm[0]} x {arm[1]}", f"{statistics.median(tok):,.0f}",
+                    f"{min(tok):,.0f} - {max(tok):,.0f}",
+                    f"{statistics.median(r['wall'] for r in rs):.1f}"])
+    return out
+
+
+def ratios(results, a, b) -> list[float]:
+    """Arm ``a`` over arm ``b`` per repeat: sweeps run side by side share the same load."""
+    return [x["tok_s"] / y["tok_s"] for x, y in zip(results[a], results[b])]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="pico,2x16,2x24,nano")
@@ -42,32 +80,19 @@ def main(argv=None) -> None:
     parser.add_argument("--arms", default="2x1,1x2", help="WORKERSxTHREADS, comma-separated")
     args = parser.parse_args(argv)
 
-    recipe = SweepRecipe()  # the cpu profile's context 128 x batch 16
-    tokens = args.steps * recipe.context * recipe.batch_size
-    points = [{"size": s, "tokens": tokens} for s in args.sizes.split(",")]
-    data = sweep_data(recipe, tokens)
+    recipe = SweepRecipe()
     arms = [tuple(int(x) for x in a.split("x")) for a in args.arms.split(",")]
     print(f"torch {torch.__version__}, {usable_cores()} usable cores; points: {args.sizes}, "
           f"{args.steps} steps x {recipe.batch_size} x {recipe.context} tokens each")
-    results = {arm: [] for arm in arms}
-    for rep in range(args.repeats):
-        for arm in (arms if rep % 2 == 0 else arms[::-1]):  # A B, B A, A B: no arm always first
-            results[arm].append(one_sweep(points, recipe, data, *arm))
-            r = results[arm][-1]
-            print(f"  repeat {rep + 1}, {arm[0]} workers x {arm[1]} threads: {r['tok_s']:,.0f} "
-                  f"tokens/s ({r['wall']:.1f} s), peak {r['peak_mb']:.0f} MB per run", flush=True)
+    results = measure(args.sizes.split(","), args.steps, arms, args.repeats, recipe)
     print()
-    print("| workers x threads | sweep tokens/s (median) | min - max | wall s (median) |")
-    print("|---|---|---|---|")
-    for arm, rs in results.items():
-        tok = [r["tok_s"] for r in rs]
-        print(f"| {arm[0]} x {arm[1]} | {statistics.median(tok):,.0f} | {min(tok):,.0f} - "
-              f"{max(tok):,.0f} | {statistics.median(r['wall'] for r in rs):.1f} |")
+    for row in [HEADERS, ["---"] * len(HEADERS), *rows(results)]:
+        print("| " + " | ".join(row) + " |")
     if len(arms) == 2:
-        ratios = [a["tok_s"] / b["tok_s"] for a, b in zip(results[arms[0]], results[arms[1]])]
+        per_repeat = ratios(results, *arms)
         print(f"\nratio {arms[0][0]}x{arms[0][1]} / {arms[1][0]}x{arms[1][1]} per repeat: "
-              + ", ".join(f"{x:.2f}" for x in ratios)
-              + f" (median {statistics.median(ratios):.2f})")
+              + ", ".join(f"{x:.2f}" for x in per_repeat)
+              + f" (median {statistics.median(per_repeat):.2f})")
 
 
 if __name__ == "__main__":
