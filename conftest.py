@@ -8,6 +8,7 @@ cheaply (the exercise and check cells alone), so CI proves both without running 
 twice. `python -m llmup_lib run-all --solutions` is the same filling for a teacher's run.
 """
 
+import os
 from unittest import mock
 
 import pytest
@@ -36,3 +37,39 @@ if nbval_plugin is not None:
         nodes = yield
         return [NotebookWithSolutions.from_parent(parent, path=file_path)
                 if type(node) is nbval_plugin.IPyNbFile else node for node in nodes or []]
+
+
+# ----------------------------------------------------------------------------- parallel run
+# `pytest` runs with pytest-xdist (`-n auto --dist loadgroup` in pyproject.toml): one worker per
+# core. Three things make that both correct and fast.
+
+# Roughly the cold seconds of each long item on 2 cores (tests/test_binder.py builds a venv and
+# runs 00 and 01): started first, so no worker is left with a long one at the end.
+_LONG_FIRST = ("03_lora_peft", "02_full_finetuning", "test_binder.py", "06_distillation",
+               "04_instruction_tuning", "01_baseline", "07_which_upgrade", "05_scaling")
+
+
+def pytest_configure(config):
+    # A worker shares the machine with the others: one thread each. torch's spinning threads on
+    # an oversubscribed core made training about 30x slower here; notebook kernels (subprocesses)
+    # inherit this environment.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        os.environ["MKL_NUM_THREADS"] = "1"
+
+
+def _rank(item):
+    path = str(item.path)
+    for rank, name in enumerate(_LONG_FIRST):
+        if name in path:
+            return rank
+    return len(_LONG_FIRST)
+
+
+def pytest_collection_modifyitems(config, items):
+    # A notebook's cells share one kernel, in order: keep them on one worker (loadgroup).
+    if nbval_plugin is not None:
+        for item in items:
+            if isinstance(item.parent, nbval_plugin.IPyNbFile):
+                item.add_marker(pytest.mark.xdist_group(item.path.stem))
+    items.sort(key=_rank)  # stable: the order within a file is kept
