@@ -66,6 +66,7 @@ def _rank(item):
     return len(_LONG_FIRST)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     # A notebook's cells share one kernel, in order: keep them on one worker (loadgroup).
     if nbval_plugin is not None:

@@ -40,10 +40,17 @@ def run(notebook: Path, save: bool) -> tuple[float, float]:
 
 
 def strip_widget_state(notebook: Path) -> None:
-    """Drop the widget-state blob nbconvert stores: git keeps outputs, not live widget models."""
-    nb = json.loads(notebook.read_text())
-    if nb["metadata"].pop("widgets", None) is not None:
-        notebook.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    """Drop what nbconvert stores beside the outputs: git keeps outputs, not live widget models
+    or each cell's execution timestamps. The Colab cells are put back in their canonical form
+    (``tools/add_colab_cells.py --check`` compares it byte for byte)."""
+    sys.path.insert(0, str(NOTEBOOKS.parent / "tools"))
+    from add_colab_cells import add_cells, dumps
+
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    nb["metadata"].pop("widgets", None)
+    for cell in nb["cells"]:
+        cell.get("metadata", {}).pop("execution", None)
+    notebook.write_text(dumps(add_cells(nb, notebook.name)), encoding="utf-8")
 
 
 def main() -> None:
