@@ -40,11 +40,14 @@ if nbval_plugin is not None:
 
 
 # ----------------------------------------------------------------------------- parallel run
-# `pytest` runs with pytest-xdist (`-n auto --dist loadgroup` in pyproject.toml): one worker per
-# core. Three things make that both correct and fast.
+# `pytest` runs with pytest-xdist (`-n auto --dist loadfile --no-loadscope-reorder` in
+# pyproject.toml): one worker per core, each file (so each notebook, whose cells share one kernel
+# in order) whole on one worker. Not `loadgroup`: under pytest 9 the group suffix xdist writes
+# into `item._nodeid` no longer reaches `item.nodeid`, and a notebook's cells were split.
 
-# Roughly the cold seconds of each long item on 2 cores (tests/test_binder.py builds a venv and
-# runs 00 and 01): started first, so no worker is left with a long one at the end.
+# Roughly the cold seconds of each long file on 2 cores (tests/test_binder.py builds a venv and
+# runs 00 and 01), longest first: started first, so no worker is left alone with a long one at
+# the end. The rest keep their collection order.
 _LONG_FIRST = ("03_lora_peft", "02_full_finetuning", "test_binder.py", "06_distillation",
                "04_instruction_tuning", "01_baseline", "07_which_upgrade", "05_scaling")
 
@@ -66,11 +69,5 @@ def _rank(item):
     return len(_LONG_FIRST)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
-    # A notebook's cells share one kernel, in order: keep them on one worker (loadgroup).
-    if nbval_plugin is not None:
-        for item in items:
-            if isinstance(item.parent, nbval_plugin.IPyNbFile):
-                item.add_marker(pytest.mark.xdist_group(item.path.stem))
-    items.sort(key=_rank)  # stable: the order within a file is kept
+    items.sort(key=_rank)  # a stable sort: the order within each file is kept

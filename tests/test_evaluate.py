@@ -2,7 +2,6 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 
 from llmup_lib.base import load_base_model, shipped_metrics
 from llmup_lib.evaluate import (count_tokens_per_char, exact_match, fact_accuracy, generate,

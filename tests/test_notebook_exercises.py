@@ -99,12 +99,13 @@ def test_objectives_first_you_can_now_and_references_last(path):
     opening = markdown[1].source  # after the Colab badges
     assert opening.startswith("# " + path.name[:2]) and "**Learning objectives.**" in opening
     assert opening.count("\n- ") >= 3
-    assert markdown[-2].metadata.get("tags") == ["you-can-now"]
-    assert markdown[-2].source.startswith("## You can now") and markdown[-2].source.count("\n- ") >= 3
+    you_can_now = markdown[-2]
+    assert you_can_now.metadata.get("tags") == ["you-can-now"]
+    assert you_can_now.source.startswith("## You can now") and you_can_now.source.count("\n- ") >= 3
     refs = markdown[-1]
     assert refs.metadata.get("tags") == ["references"] and refs.source.startswith("## References")
     rows = [line for line in refs.source.splitlines() if line.startswith("| ") and "(20" in line]
-    assert len(rows) >= 3, refs.source  # each: a paper (with its year), its claim, the suite's number
+    assert len(rows) >= 3, refs.source  # each: a paper (its year), its claim, the suite's number
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
