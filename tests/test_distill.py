@@ -8,7 +8,8 @@ from llmup_lib.distill import (TeacherCache, distill, distill_on_policy, entropy
                                file_size_mb, forward_kl,
                                gap_closed, generation_throughput, jsd, kd_loss, mean_entropy_bits,
                                next_token_probs, quantize_int8, reverse_kl, sample_blocks, soften,
-                               softened_distribution, temperature_explorer, top_tokens)
+                               softened_distribution, t_squared_effect, temperature_explorer,
+                               top_tokens)
 from llmup_lib.exercises import check_forward_kl, check_gap_closed
 from llmup_lib.models import build_model, count_params
 from llmup_lib.train import TrainConfig, eval_loss, train
@@ -84,6 +85,10 @@ def test_kd_loss_mixes_soft_and_hard_by_alpha_and_ignores_masked_positions():
     assert float(total) == pytest.approx(0.3 * soft + 0.7 * hard, rel=1e-5)
     rev = kd_loss(s, t, labels, alpha=1.0, temperature=1.0, divergence="reverse")
     assert float(rev) == pytest.approx(float(reverse_kl(s, t)), rel=1e-5)
+    # without T² the soft term is the divergence divided by T² (the mistake 06 measures)
+    _, soft_no_t2, _ = kd_loss(s, t, labels, alpha=0.3, temperature=2.0, return_parts=True,
+                               t_squared=False)
+    assert soft_no_t2 == pytest.approx(soft / 4, rel=1e-5)
     masked = labels.clone()
     masked[:, :2] = -100  # positions 0-1 ignored by both terms
     a = kd_loss(s, t, masked, alpha=0.5)
@@ -129,6 +134,8 @@ def test_other_bad_inputs_are_clear_errors(pair, tiny_blocks):
         jsd(s, s, beta=1)
     with pytest.raises(ValueError, match="divergence='kl' is unknown"):
         kd_loss(s, s, torch.zeros(2, 5, dtype=torch.long), divergence="kl")
+    with pytest.raises(ValueError, match="t_squared='no' must be True"):
+        kd_loss(s, s, torch.zeros(2, 5, dtype=torch.long), t_squared="no")
     with pytest.raises(ValueError, match="differ in shape"):
         forward_kl(_logits(0, (2, 5, 7)), _logits(0, (2, 4, 7)))
     with pytest.raises(ValueError, match="no gap to close"):
@@ -365,3 +372,26 @@ def test_kd_loss_fn_is_kd_loss_on_the_teachers_logits(pair, tiny_blocks):
     assert float(loss) == pytest.approx(float(ce), rel=1e-6) and logs["kd"] == 0.0
     with pytest.raises(ValueError, match="alpha=2"):
         kd_loss_fn(teacher, alpha=2)
+
+
+def test_t_squared_check_fails_on_a_null_experiment():
+    """06's check: it passes on the measured students (seed 0) and fails when the flag changes
+    nothing (both arms the same run) or only within the seed spread."""
+    assert t_squared_effect(1.192, 0.935) == pytest.approx(0.257)
+    with pytest.raises(AssertionError, match="made no measurable difference"):
+        t_squared_effect(0.935, 0.935)  # the flag ignored: one run twice
+    with pytest.raises(AssertionError, match="made no measurable difference"):
+        t_squared_effect(0.960, 0.935)  # a difference inside the seed spread
+
+
+def test_without_t_squared_the_teacher_weighs_less_in_training(pair, char_tok, tiny_blocks):
+    """The flag reaches the training loss: the logged soft term is the divergence / T²."""
+    teacher, _ = pair
+    runs = {}
+    for flag in (True, False):
+        student = build_model("pico", char_tok, 32, seed=0)
+        runs[flag] = distill(student, teacher, tiny_blocks[0], None,
+                             TrainConfig(steps=1, batch_size=4, lr=1e-3, progress=False),
+                             alpha=0.5, temperature=4.0, t_squared=flag)
+    kd = {flag: [row["kd"] for row in r.history if "kd" in row][0] for flag, r in runs.items()}
+    assert kd[False] == pytest.approx(kd[True] / 16, rel=1e-4)
