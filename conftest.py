@@ -45,11 +45,13 @@ if nbval_plugin is not None:
 # in order) whole on one worker. Not `loadgroup`: under pytest 9 the group suffix xdist writes
 # into `item._nodeid` no longer reaches `item.nodeid`, and a notebook's cells were split.
 
-# Roughly the cold seconds of each long file on 2 cores (tests/test_binder.py builds a venv and
-# runs 00 and 01), longest first: started first, so no worker is left alone with a long one at
-# the end. The rest keep their collection order.
-_LONG_FIRST = ("03_lora_peft", "02_full_finetuning", "test_binder.py", "06_distillation",
-               "04_instruction_tuning", "01_baseline", "07_which_upgrade", "05_scaling")
+# The long files, slowest first (cold wall time on 2 cores, 2026-11-30: the Binder build and its
+# run of 00-01 about 160 s, 06 123 s, 03 122 s, 02 92 s, 04 79 s, 01 77 s, 05 69 s, 07 61-81 s,
+# the benchmark smoke test about 60 s): started first, so no worker is left alone with a long
+# one at the end. Everything else keeps its collection order.
+_LONG_FIRST = ("test_binder.py", "06_distillation", "03_lora_peft", "02_full_finetuning",
+               "04_instruction_tuning", "01_baseline", "07_which_upgrade", "05_scaling",
+               "test_benchmarks.py")
 
 
 def pytest_configure(config):
