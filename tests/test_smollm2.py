@@ -42,7 +42,8 @@ def gguf_path():
 
 @pytest.fixture(scope="module")
 def smol(gguf_path):
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # a worker shares the cores: keep its 1 thread
+        torch.set_num_threads(min(2, os.cpu_count() or 1))
     model = load_model(gguf_path).eval()
     return model
 
