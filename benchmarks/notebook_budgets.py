@@ -19,7 +19,9 @@ from pathlib import Path
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 sys.path.insert(0, str(NOTEBOOKS.parent))  # llmup_lib from this checkout
+sys.path.insert(0, str(NOTEBOOKS.parent / "tools"))  # add_colab_cells: the canonical Colab cells
 
+from add_colab_cells import add_cells, dumps  # noqa: E402
 from llmup_lib.runall import run_notebook  # noqa: E402
 BUDGET_S, BUDGET_MB = 180, 1536
 
@@ -43,9 +45,6 @@ def strip_widget_state(notebook: Path) -> None:
     """Drop what nbconvert stores beside the outputs: git keeps outputs, not live widget models
     or each cell's execution timestamps. The Colab cells are put back in their canonical form
     (``tools/add_colab_cells.py --check`` compares it byte for byte)."""
-    sys.path.insert(0, str(NOTEBOOKS.parent / "tools"))
-    from add_colab_cells import add_cells, dumps
-
     nb = json.loads(notebook.read_text(encoding="utf-8"))
     nb["metadata"].pop("widgets", None)
     for cell in nb["cells"]:

@@ -297,7 +297,7 @@ def main(args) -> int:
     books = find_notebooks(args.notebooks or NOTEBOOKS_DIR, args.only)
     results = Path(os.environ.get(RESULTS_ENV) or Path(args.out) / "results")
     runs = run_all(books, args.out, timeout=args.timeout, profile=args.profile,
-                   results_dir=results, solutions=getattr(args, "solutions", False))
+                   results_dir=results, solutions=args.solutions)
     print(format_table(runs))
     recorded = collect_results(results)
     if recorded:
