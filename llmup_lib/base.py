@@ -23,7 +23,7 @@ from .tokenizer import DATA_DIR, load_tokenizer, pack_blocks
 from .train import TrainConfig, TrainResult, eval_loss, train, verify_manifest, write_manifest
 
 SHIPPED = {"cpu"}  # profiles whose base checkpoint lives in data/base/
-WORLD_VERSION = 1  # the generated world the base model is pretrained on (world.py)
+WORLD_VERSION = "1+health"  # world.py: stories and a tenth of health text (shared vocabulary)
 # Profile values that do not change the base model (device: same recipe, another chip).
 _NOT_IN_BASE_RECIPE = ("name", "device", "n_domain")
 

@@ -377,6 +377,21 @@ def domain_blocks(profile, tokenizer, n_docs: int | None = None):
             pack_blocks(list(corpus["validation"]["text"]), tokenizer, profile.context))
 
 
+def domain_floor_nats(profile, tokenizer) -> float:
+    """The clinic notes' true entropy in nats per token of ``tokenizer``: the floor every domain
+    loss is measured against (excess loss = loss − floor)."""
+    import math
+
+    from .corpora import load_corpus
+    from .evaluate import count_tokens_per_char
+    from .world import entropy_bits_per_char
+
+    val = load_corpus("domain", n_train=profile.n_domain, n_val=profile.n_val,
+                      seed=profile.seed)["validation"]
+    return (entropy_bits_per_char(val) * math.log(2)
+            / count_tokens_per_char(list(val["text"]), tokenizer))
+
+
 def domain_recipe(profile, steps: int | None = None, lr: float | None = None) -> TrainConfig:
     """Fine-tuning recipe: a quarter of the base model's steps at its peak learning rate."""
     return TrainConfig(steps=steps or profile.base_steps // 4, batch_size=profile.batch_size,

@@ -14,7 +14,8 @@ pets, a clinic's formulary), so we know exactly what a perfect model would know.
 * Hence a corpus has a known *true entropy* in bits per character
   (``entropy_bits_per_char``): the floor that no model's cross-entropy can beat on average.
 
-Three products: a general corpus (short stories), a domain corpus (clinic notes) and an
+Three products: a general corpus (short stories, and a tenth of general health text that
+shares the clinic's vocabulary but none of its facts), a domain corpus (clinic notes) and an
 instruction set (questions and answers about the facts, split by fact).
 """
 
@@ -118,6 +119,34 @@ NOTE_FILLERS = {"age": tuple(str(a) for a in range(18, 90)),  # all two digits: 
                 "sex": ("woman", "man"), "Sex": ("Female", "Male"),
                 "followup": ("Review in 3 days.", "Review in one week.",
                              "Return if symptoms get worse.", "No follow-up needed.")}
+
+# General health text, a share of the general corpus: the clinic's words and register, never its
+# facts. No sentence pairs a condition with a symptom, a drug or a regimen, or a drug with a dose,
+# frequency or duration, so the base model meets every token of the clinic notes (one shared
+# vocabulary) but none of the formulary. Clinic notes open with "Patient:", "Clinic note." or
+# "Diagnosis:"; BPE spells a word at the start of a text apart from the same word after a space,
+# so health texts open those ways too.
+HEALTH_SHARE = 0.1  # share of the general corpus's documents that are health texts
+HEALTH_OPENINGS = ("Health note: ", "From the clinic leaflet: ", "Patient: ", "Clinic note. ",
+                   "Diagnosis: pending. ")
+HEALTH_SENTENCES = (
+    "A {age}-year-old {sex} asked the nurse about {symptom}.",
+    "Complaint: {symptom}.", "Assessment: to be confirmed.",
+    "Plan: rest, fluids and a review in one week.",
+    "Some tablets are taken {frequency} for {duration}.",
+    "The label says {dose} per dose.",
+    "The pharmacy keeps {drug} on a high shelf.",
+    "The nurse gave a talk about {condition}.",
+    "Diagnosis: not yet made.", "Treatment: none for now.",
+    "Clinic note. The patient presented with {symptom}.",
+    "Seen today: a {sex}, aged {age}, with {symptom}.",
+    "Start with water and rest.", "Advice: {followup}",
+)
+HEALTH_END = "Stay well."  # the closing sentence of every health text
+HEALTH_FILLERS = {"symptom": SYMPTOMS, "frequency": FREQUENCIES, "duration": DURATIONS,
+                  "dose": DOSES, "drug": DRUGS, "condition": CONDITIONS,
+                  "age": NOTE_FILLERS["age"], "sex": NOTE_FILLERS["sex"],
+                  "followup": NOTE_FILLERS["followup"]}
 
 # Cloze prompts for the domain facts use the first (most common) note form.
 DOMAIN_PROMPTS = {"first_line_drug": "Assessment: {s}. Plan:", "dose": "Plan: {s}",
@@ -247,11 +276,18 @@ class World:
     symptoms: dict  # condition -> its symptoms, in SYMPTOMS order
     drug: dict  # condition -> first-line drug
     regimen: dict  # drug -> {"dose": ..., "frequency": ..., "duration": ...}
+    health_share: float = HEALTH_SHARE  # share of general documents that are health texts
     choice: dict = field(default_factory=dict, repr=False, compare=False)  # Options by name
 
 
-def make_world(seed: int = 0) -> World:
-    """The fixed world: who lives where, which drug treats what. Deterministic given seed."""
+def make_world(seed: int = 0, health_share: float = HEALTH_SHARE) -> World:
+    """The fixed world: who lives where, which drug treats what. Deterministic given seed.
+
+    ``health_share`` of the general corpus's documents are health texts (0: stories only)."""
+    if (isinstance(health_share, bool) or not isinstance(health_share, (int, float))
+            or not 0.0 <= health_share < 1.0):
+        raise ValueError(f"health_share={health_share!r} must be a number in [0, 1); pass "
+                         f"e.g. health_share={HEALTH_SHARE} (0: stories only).")
     rng = random.Random(seed)
     people = rng.sample(NAMES, len(NAMES))  # a shuffled order = who is talked about most
     facts = {p: {"lives_in": rng.choice(TOWNS), "job": rng.choice(JOBS), "pet": rng.choice(PETS),
@@ -262,7 +298,8 @@ def make_world(seed: int = 0) -> World:
     drug = dict(zip(conditions, rng.sample(DRUGS, len(DRUGS))))
     regimen = {d: {"dose": rng.choice(DOSES), "frequency": rng.choice(FREQUENCIES),
                    "duration": rng.choice(DURATIONS)} for d in drug.values()}
-    world = World(seed, tuple(people), facts, tuple(conditions), symptoms, drug, regimen)
+    world = World(seed, tuple(people), facts, tuple(conditions), symptoms, drug, regimen,
+                  float(health_share))
     _build_choices(world)
     return world
 
@@ -277,7 +314,13 @@ def _build_choices(w: World) -> None:
     for name, values in FILLERS.items():
         c[name] = Options(values)
     intros = [_compile(t) for t in INTROS]
-    c["intro"] = Options([o for o, _ in intros], None, [r for _, r in intros])
+    # The first choice writes a story's intro or a health text's opening: one prefix-free set.
+    openings = HEALTH_OPENINGS if w.health_share > 0 else ()
+    c["intro"] = Options([o for o, _ in intros] + list(openings),
+                         [(1 - w.health_share) / len(intros)] * len(intros)
+                         + [w.health_share / len(HEALTH_OPENINGS)] * len(openings),
+                         [r for _, r in intros] + [HEALTH] * len(openings))
+    build_health_choices(c)
     c["events"] = [_compile(t) for t in EVENTS]
     c["endings"] = [_compile(t) for t in ENDINGS]
     # Every sentence the story body may offer at one point comes from this one set.
@@ -332,10 +375,55 @@ def _fact_sentence(w: World, person: str, relation: str) -> str:
 # ----------------------------------------------------------------------------- the programs
 # A program is written once and run two ways: by _Sampler (generate) and by _Reader (parse).
 
-def _story(w: World, io) -> None:
+HEALTH = ("health",)  # the intro choice's value for a health text's opening
+
+
+def build_health_choices(c: dict) -> None:
+    """The health texts' choice points, under ("health", slot) so they never clash with the
+    notes' own (the notes' "condition" is Zipf-weighted; a health text's is uniform)."""
+    for name, values in HEALTH_FILLERS.items():
+        c["health", name] = Options(values)
+    c["health"] = [_compile(t) for t in HEALTH_SENTENCES]
+    _check_prefix_free([o for o, _ in c["health"]] + [HEALTH_END])
+
+
+def health_body(c: dict, io) -> None:
+    """Health sentences after the opening: at least two, each new, then "Stay well." with
+    chance 0.4 after each one (always once all are used)."""
+    used: set = set()
+    while True:
+        free = [i for i in range(len(HEALTH_SENTENCES)) if i not in used]
+        p_stop = 0.0 if len(used) < 2 else (0.4 if free else 1.0)
+        rows = [(c["health"][i][0], (1 - p_stop) / len(free), (i, c["health"][i][1]))
+                for i in free] if p_stop < 1 else []
+        if p_stop:
+            rows.append((HEALTH_END, p_stop, (None, ())))
+        texts, weights, values = zip(*rows)
+        i, rest = io.choose("health", Options(texts, weights, values, check=False))
+        if i is None:
+            return
+        used.add(i)
+        for kind, value in rest:
+            if kind == "text":
+                io.emit(value)
+            else:
+                io.choose(value, c["health", value])
+        io.emit(" ")
+
+
+def _general(w: World, io) -> None:
+    """A general document: a story, or (share ``w.health_share``) a health text."""
+    rest = io.choose("intro", w.choice["intro"])
+    if rest == HEALTH:
+        health_body(w.choice, io)
+    else:
+        _story(w, io, rest)
+
+
+def _story(w: World, io, intro) -> None:
     """Intro (1-2 people), 1-3 facts about them, 3-6 events, one ending sentence."""
     people: list = []
-    _fill(w, io, io.choose("intro", w.choice["intro"]), people)
+    _fill(w, io, intro, people)
     stated, used, n_events = set(), set(), 0
     while True:
         io.emit(" ")
@@ -431,7 +519,7 @@ def _note(w: World, io) -> None:
             io.choose(value, w.choice[value])
 
 
-_PROGRAMS = {"general": _story, "domain": _note}
+_PROGRAMS = {"general": _general, "domain": _note}
 
 
 # ----------------------------------------------------------------------------- documents

@@ -94,29 +94,8 @@ INTROS = ("This is a story about {s}.", "Here is a story about {s}.",
 EVENTS = tuple(e for e in v1.EVENTS if "{q}" not in e)
 ENDINGS = v1.ENDINGS
 
-# General health text: the clinic's words and register, never its facts. No sentence pairs a
-# condition with a symptom, a drug or a regimen, or a drug with a dose, frequency or duration.
-# Clinic notes open with "Patient:", "Clinic note." or "Diagnosis:"; BPE spells a word at the
-# start of a text apart from the same word after a space, so health texts open those ways too.
-HEALTH_OPENINGS = ("Health note: ", "From the clinic leaflet: ", "Patient: ", "Clinic note. ",
-                   "Diagnosis: pending. ")
-HEALTH_SENTENCES = (
-    "A {age}-year-old {sex} asked the nurse about {symptom}.",
-    "Complaint: {symptom}.", "Assessment: to be confirmed.",
-    "Plan: rest, fluids and a review in one week.",
-    "Some tablets are taken {frequency} for {duration}.",
-    "The label says {dose} per dose.",
-    "The pharmacy keeps {drug} on a high shelf.",
-    "The nurse gave a talk about {condition}.",
-    "Diagnosis: not yet made.", "Treatment: none for now.",
-    "Clinic note. The patient presented with {symptom}.",
-    "Seen today: a {sex}, aged {age}, with {symptom}.",
-    "Start with water and rest.", "Advice: {followup}",
-)
-HEALTH_END = "Stay well."  # the closing sentence of every health text
-HEALTH_FILLERS = {"symptom": v1.SYMPTOMS, "frequency": v1.FREQUENCIES,
-                  "duration": v1.DURATIONS, "dose": v1.DOSES, "drug": v1.DRUGS,
-                  "condition": v1.CONDITIONS}
+# General health text (world.py's): the clinic's words and register, never its facts.
+HEALTH_OPENINGS, HEALTH_SENTENCES, HEALTH_END = v1.HEALTH_OPENINGS, v1.HEALTH_SENTENCES, v1.HEALTH_END
 
 
 # ----------------------------------------------------------------------------- the world
@@ -202,17 +181,16 @@ def _build_choices(w: WorldV2) -> None:
                        [("story", rest) for _, rest in intros]
                        + [("health", None)] * len(health))
     c["person"] = Options(w.people, w.weights.tolist())
-    for name, values in {**v1.FILLERS, **HEALTH_FILLERS, **v1.NOTE_FILLERS}.items():
+    for name, values in {**v1.FILLERS, **v1.NOTE_FILLERS}.items():
         c[name] = Options(values)
     c["events"] = [_compile(t) for t in EVENTS]
     c["endings"] = [_compile(t) for t in ENDINGS]
-    c["health"] = [_compile(t) for t in HEALTH_SENTENCES]
+    v1.build_health_choices(c)
     # Everything a story body may offer at one point comes from this one set: every fact in
     # every phrasing, every event and ending opening.
     _check_prefix_free([_fact_sentence(w, p, r, t) for p in w.people for r in RELATIONS
                         for t in range(len(TEMPLATES[r]))]
                        + [o for o, _ in c["events"] + c["endings"]])
-    _check_prefix_free([o for o, _ in c["health"]] + [HEALTH_END])
 
 
 # ----------------------------------------------------------------------------- the programs
@@ -284,30 +262,7 @@ def _document(w: WorldV2, io) -> None:
     if kind == "story":
         _story(w, io, rest)
     else:
-        _health_body(w, io)
-
-
-def _health_body(w: WorldV2, io) -> None:
-    """Health sentences until a closing one: each next sentence is new, or the text ends."""
-    used: set = set()
-    while True:
-        free = [i for i in range(len(HEALTH_SENTENCES)) if i not in used]
-        p_stop = 0.0 if len(used) < 2 else (0.4 if free else 1.0)
-        rows = [(w.choice["health"][i][0], (1 - p_stop) / len(free),
-                 (i, w.choice["health"][i][1])) for i in free] if p_stop < 1 else []
-        if p_stop:
-            rows.append((HEALTH_END, p_stop, (None, ())))
-        texts, weights, values = zip(*rows)
-        i, rest = io.choose("health", Options(texts, weights, values, check=False))
-        if i is None:
-            return
-        used.add(i)
-        for kind, value in rest:
-            if kind == "text":
-                io.emit(value)
-            else:
-                io.choose(value, w.choice[value])
-        io.emit(" ")
+        v1.health_body(w.choice, io)
 
 
 def _note(w: WorldV2, io) -> None:

@@ -185,3 +185,27 @@ def test_lora_with_trainable_tokens_trains(pico, tiny_blocks):
     after = result.model.get_input_embeddings().weight.detach()
     assert not torch.equal(before[1:4], after[1:4])  # the chosen token rows learned
     assert torch.equal(before[4:], after[4:])  # no other row moved
+
+
+def test_domain_floor_is_the_notes_entropy_per_token():
+    """The floor in nats/token is bits/char × ln 2 / tokens/char, positive and below the base
+    model's domain loss (a model cannot beat the true entropy)."""
+    import math
+
+    from llmup_lib.base import load_base_model
+    from llmup_lib.corpora import load_corpus
+    from llmup_lib.evaluate import count_tokens_per_char
+    from llmup_lib.finetune import domain_blocks, domain_floor_nats
+    from llmup_lib.profiles import get_profile
+    from llmup_lib.tokenizer import load_tokenizer
+    from llmup_lib.train import eval_loss
+    from llmup_lib.world import entropy_bits_per_char
+
+    profile, tok = get_profile("cpu"), load_tokenizer()
+    val = load_corpus("domain", n_train=profile.n_domain, n_val=profile.n_val)["validation"]
+    expected = (entropy_bits_per_char(val) * math.log(2)
+                / count_tokens_per_char(list(val["text"]), tok))
+    floor = domain_floor_nats(profile, tok)
+    assert floor == pytest.approx(expected) and 0 < floor < math.log(len(tok))
+    _, domain_val = domain_blocks(profile, tok)
+    assert floor < eval_loss(load_base_model(profile, progress=False), domain_val, 8)

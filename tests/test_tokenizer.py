@@ -61,3 +61,29 @@ def test_pack_blocks_cover_the_stream(tiny_texts, char_tok):
     assert stream.count(char_tok.eos_token_id) == len(tiny_texts)
     with pytest.raises(ValueError, match="fewer than one block"):
         pack_blocks(["hi"], char_tok, 32)
+
+
+def test_shipped_vocabulary_is_shared_with_the_domain():
+    """The base model's pretraining blocks contain the ids of >= 99 % of the clinic notes'
+    tokens (the general corpus carries a tenth of health text, and the BPE was trained on it);
+    stories alone would leave most of them untrained: the check can fail."""
+    import torch
+
+    from llmup_lib.base import general_blocks
+    from llmup_lib.corpora import load_corpus
+    from llmup_lib.finetune import domain_blocks, untrained_token_ids
+    from llmup_lib.profiles import get_profile
+    from llmup_lib.tokenizer import load_tokenizer, pack_blocks
+    from llmup_lib.world import HEALTH_OPENINGS
+
+    profile, tok = get_profile("cpu"), load_tokenizer()
+    general_train, _ = general_blocks(profile, tok)
+    domain_train, _ = domain_blocks(profile, tok)
+
+    def coverage(blocks):
+        return 1 - torch.isin(domain_train, untrained_token_ids(blocks, len(tok))).float().mean()
+
+    assert coverage(general_train) >= 0.99
+    texts = load_corpus("general", n_train=profile.n_general, n_val=profile.n_val)["train"]["text"]
+    stories = [t for t in texts if not t.startswith(HEALTH_OPENINGS)]
+    assert coverage(pack_blocks(stories, tok, profile.context)) < 0.9

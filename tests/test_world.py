@@ -88,12 +88,37 @@ def test_sampling_frequencies_match_logprobs(docs):
     """The sampler draws with the probabilities it reports (first two choices of a story)."""
     n = len(docs["general"])
     intros = Counter(d.choices[0] for d in docs["general"])
+    story_share = 1 - W.HEALTH_SHARE
     for (_, i), count in intros.items():
-        assert count / n == pytest.approx(1 / len(W.INTROS), abs=0.015)
-    first_person = Counter(d.choices[1][1] for d in docs["general"])
+        expected = (story_share / len(W.INTROS) if i < len(W.INTROS)
+                    else W.HEALTH_SHARE / len(W.HEALTH_OPENINGS))
+        assert count / n == pytest.approx(expected, abs=0.015)
+    stories = [d for d in docs["general"] if d.choices[0][1] < len(W.INTROS)]
+    assert len(stories) / n == pytest.approx(story_share, abs=0.02)
+    first_person = Counter(d.choices[1][1] for d in stories)
     zipf_total = sum(1 / r for r in range(1, len(W.NAMES) + 1))
     for rank in range(3):
-        assert first_person[rank] / n == pytest.approx(1 / (rank + 1) / zipf_total, abs=0.015)
+        assert first_person[rank] / len(stories) == pytest.approx(1 / (rank + 1) / zipf_total,
+                                                                  abs=0.015)
+
+
+def test_health_texts_share_the_clinic_vocabulary_not_its_facts(world, docs):
+    """A tenth of the general corpus is health text: it names the clinic's drugs, conditions
+    and doses, but never states a formulary fact (a condition with its drug, a drug with its
+    regimen), so the base model learns the words and not the domain's knowledge."""
+    health = [d.text for d in docs["general"] if d.text.startswith(W.HEALTH_OPENINGS)]
+    assert len(health) >= 0.07 * len(docs["general"])
+    joined = " ".join(health)
+    assert sum(drug in joined for drug in W.DRUGS) >= len(W.DRUGS) - 1
+    for cond, drug in world.drug.items():
+        regimen = world.regimen[drug]
+        for text in health:
+            assert f"{cond}. Plan: {drug}" not in text and f"{drug} {regimen['dose']}" not in text
+    no_health = W.make_world(0, health_share=0.0)
+    assert not any(d.text.startswith(W.HEALTH_OPENINGS)
+                   for d in W.generate_general(no_health, 300, seed=1))
+    with pytest.raises(ValueError, match="health_share=1.5 must be a number in"):
+        W.make_world(0, health_share=1.5)
 
 
 def test_entropy_is_bits_over_chars(world):
