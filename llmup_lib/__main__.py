@@ -1,4 +1,4 @@
-"""Command line: ``python -m llmup_lib {info,build-tokenizer,build-base,sweep,run-all}``."""
+"""Command line: ``python -m llmup_lib {info,build-tokenizer,build-base,sweep,tune,run-all}``."""
 
 from __future__ import annotations
 
@@ -40,6 +40,15 @@ def main(argv: list[str] | None = None) -> None:
                        "K-th), e.g. one per machine or Slurm array task; then `sweep merge`")
     sweep.add_argument("merge", nargs="*", metavar="merge TABLE",
                        help="`sweep merge A B ... --out T` joins the shards' tables into one")
+    tune = sub.add_parser("tune", help="learning-rate sweep of the fine-tuning methods over "
+                          "seeds on notebook 02's task (the table notebooks 02 and 03 read)")
+    tune.add_argument("--profile", default=None, help="cpu (default) or gpu")
+    tune.add_argument("--grid", action="append", default=None, metavar="METHOD=LR,LR,...",
+                      help="a method and its rates, repeatable; methods: full, scratch, lora-rK "
+                      "(default: the shipped table's grid)")
+    tune.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    tune.add_argument("--out", default=None,
+                      help="table to write (default: data/tuning/<profile>_domain.json)")
     runall = sub.add_parser("run-all", help="execute every notebook headless, one fresh kernel "
                             "each, and print a table of status, time, peak memory and key result")
     runall.add_argument("--out", default="executed", help="folder for the executed copies")
@@ -77,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
               f"({result.tokens_per_second:,.0f} tokens/s, val loss {result.final_val_loss:.4f})")
     elif args.command == "sweep":
         _sweep(args)
+    elif args.command == "tune":
+        _tune(args)
     elif args.command == "run-all":
         from . import runall
 
@@ -89,6 +100,32 @@ def main(argv: list[str] | None = None) -> None:
         except (FileNotFoundError, ValueError) as err:
             raise SystemExit(f"error: {err}") from None
         raise SystemExit(code)
+
+
+DEFAULT_TUNING_GRID = ["full=3e-4,1e-3,3e-3", "lora-r2=3e-3,1e-2,3e-2", "scratch=1e-3,3e-3,1e-2"]
+
+
+def _tune(args) -> None:
+    """``python -m llmup_lib tune``: every (method, rate, seed), written atomically."""
+    import time
+
+    from .profiles import get_profile
+    from .tokenizer import load_tokenizer
+    from .tuning import parse_grid, save_tuning_table, tune, tuning_table_path
+
+    profile = get_profile(args.profile)
+    grid = parse_grid(args.grid or DEFAULT_TUNING_GRID)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise SystemExit(f"--seeds {args.seeds!r} must be whole numbers, e.g. 0,1,2.") from None
+    start = time.perf_counter()
+    table = tune(grid, seeds, profile, load_tokenizer())
+    table["command"] = "python -m llmup_lib tune " + " ".join(
+        [f"--grid {g}" for g in (args.grid or DEFAULT_TUNING_GRID)] + [f"--seeds {args.seeds}"])
+    table["wall_seconds"] = round(time.perf_counter() - start)
+    path = save_tuning_table(table, args.out or tuning_table_path(profile.name))
+    print(f"wrote {len(table['rows'])} runs to {path} in {table['wall_seconds']} s")
 
 
 def _sweep(args) -> None:

@@ -1,0 +1,196 @@
+"""Learning-rate sweeps for the fine-tuning task: every method at its own best rate, over seeds.
+
+A comparison of two methods means something only when each runs at its own best learning rate,
+and its differences are read against the seed spread. ``tune`` trains every (method, rate, seed)
+on notebook 02's task (the clinic notes, the same steps, batch and data) and scores each run with
+notebook 02's numbers: domain loss and its excess over the floor, domain facts, general loss and
+world facts. The ``cpu`` table is shipped in ``data/tuning/`` (too slow to rerun in a notebook's
+budget); ``python -m llmup_lib tune`` made it, and the notebooks read it, take each method's best
+rate from it, and retrain one row live to check the table is what this code produces.
+
+Methods: ``full`` (every weight), ``scratch`` (the same architecture from random weights),
+``lora-rK`` (rank K on all linear layers, plus the domain's never-trained token rows).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import re
+import statistics
+import time
+from pathlib import Path
+
+METRICS = ("domain_loss", "domain_excess", "domain_facts", "general_loss", "world_facts")
+_METHOD = re.compile(r"^(full|scratch|lora-r([1-9][0-9]*))$")
+
+
+def check_method(method) -> str:
+    if not isinstance(method, str) or not _METHOD.match(method):
+        raise ValueError(f"Unknown method {method!r}; use 'full', 'scratch' or 'lora-rK' with a "
+                         "rank K >= 1, e.g. 'lora-r2'.")
+    return method
+
+
+def check_grid(grid) -> dict:
+    """``{method: [learning rates]}``: known methods, at least one positive finite rate each."""
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError("grid must map methods to learning rates, e.g. "
+                         "{'full': [1e-3, 3e-3], 'lora-r2': [3e-3, 1e-2]}.")
+    for method, lrs in grid.items():
+        check_method(method)
+        if not lrs or not all(isinstance(lr, numbers.Real) and not isinstance(lr, bool)
+                              and math.isfinite(lr) and lr > 0 for lr in lrs):
+            raise ValueError(f"Learning rates {lrs!r} for {method!r} must be positive numbers; "
+                             "pass e.g. [1e-3, 3e-3, 1e-2].")
+    return grid
+
+
+def parse_grid(specs) -> dict:
+    """``["full=1e-3,3e-3", "lora-r2=1e-2"]`` (the CLI's ``--grid``) -> ``{method: [rates]}``."""
+    grid = {}
+    for spec in specs:
+        method, sep, rates = str(spec).partition("=")
+        try:
+            grid[method.strip()] = [float(r) for r in rates.split(",")] if sep else []
+        except ValueError:
+            raise ValueError(f"--grid {spec!r} is not METHOD=RATE,RATE; pass e.g. "
+                             "full=3e-4,1e-3,3e-3.") from None
+    return check_grid(grid)
+
+
+def tuning_data(profile, tokenizer) -> dict:
+    """Everything a run needs, loaded once: the prepared base, the domain's new tokens, blocks,
+    the floor and a scorer (notebook 02's numbers)."""
+    from .evaluate import fact_accuracy
+    from .finetune import domain_blocks, domain_floor_nats, domain_scorer, prepared_base
+    from .world import make_world, world_facts
+
+    base, new_tokens = prepared_base(profile, tokenizer)
+    domain_train, domain_val = domain_blocks(profile, tokenizer)
+    score, floor = domain_scorer(profile, tokenizer), domain_floor_nats(profile, tokenizer)
+    stories = world_facts(make_world(0), "world")
+
+    def measure(model) -> dict:
+        s = score(model)
+        return {"domain_loss": s["domain loss"], "domain_excess": s["domain loss"] - floor,
+                "domain_facts": s["domain facts"], "general_loss": s["general loss"],
+                "world_facts": fact_accuracy(model, tokenizer, stories)["accuracy"]}
+
+    return {"base": base, "new_tokens": new_tokens, "train": domain_train, "val": domain_val,
+            "floor": floor, "measure": measure, "tokenizer": tokenizer}
+
+
+def make_model(method: str, data: dict, profile, seed: int):
+    """A fresh trainable model for ``method``; ``seed`` sets any random initialisation."""
+    import torch
+
+    from .finetune import full_finetune_model, lora_model
+    from .models import build_model
+
+    check_method(method)
+    if method == "full":
+        return full_finetune_model(data["base"])
+    if method == "scratch":
+        return build_model(profile.base_size, data["tokenizer"], profile.context, seed=seed)
+    torch.manual_seed(seed)  # the adapters' random A
+    rank = int(method.split("-r")[1])
+    return lora_model(data["base"], rank, targets="all-linear", trainable_tokens=data["new_tokens"])
+
+
+def tune_run(method: str, lr: float, seed: int, data: dict, profile) -> dict:
+    """Train one (method, rate, seed) on the domain task and score it."""
+    from .finetune import domain_recipe
+    from .train import train
+
+    cfg = domain_recipe(profile, lr=lr)
+    cfg.seed, cfg.progress = seed, False  # the seed sets the batch order
+    start = time.perf_counter()
+    result = train(make_model(method, data, profile, seed), data["train"], data["val"], cfg)
+    row = {"method": method, "lr": lr, "seed": seed, "steps": cfg.steps,
+           **data["measure"](result.model)}
+    row["train_seconds"] = round(time.perf_counter() - start, 1)
+    return row
+
+
+def tune(grid: dict, seeds, profile, tokenizer, log=print) -> dict:
+    """Every (method, rate, seed) of ``grid`` x ``seeds``: a table with its recipe key."""
+    from .base import base_recipe_key
+
+    grid = check_grid(grid)
+    seeds = list(seeds)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ValueError(f"seeds={seeds!r} must be one or more whole numbers, e.g. [0, 1, 2].")
+    data = tuning_data(profile, tokenizer)
+    rows = []
+    for method, lrs in grid.items():
+        for lr in lrs:
+            for seed in seeds:
+                rows.append(tune_run(method, lr, seed, data, profile))
+                if log:
+                    r = rows[-1]
+                    log(f"{method:>9} lr={lr:<8g} seed {seed}: domain excess "
+                        f"{r['domain_excess']:.3f}, general loss {r['general_loss']:.3f} "
+                        f"({r['train_seconds']:.0f} s)")
+    return {"profile": profile.name, "recipe_key": base_recipe_key(profile, tokenizer),
+            "floor_nats": data["floor"], "rows": rows}
+
+
+def summary(table: dict) -> dict:
+    """``{(method, lr): {"n": seeds, metric: mean, metric + "_std": std}}``."""
+    groups: dict = {}
+    for r in table["rows"]:
+        groups.setdefault((r["method"], r["lr"]), []).append(r)
+    out = {}
+    for key, rows in groups.items():
+        entry = {"n": len(rows)}
+        for m in METRICS:
+            values = [r[m] for r in rows]
+            entry[m] = statistics.mean(values)
+            entry[m + "_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        out[key] = entry
+    return out
+
+
+def best_rate(table: dict, method: str, metric: str = "domain_excess") -> float:
+    """The rate with the lowest mean ``metric`` over seeds for ``method``."""
+    check_method(method)
+    rates = {lr: s[metric] for (m, lr), s in summary(table).items() if m == method}
+    if not rates:
+        raise ValueError(f"The table has no rows for {method!r}; it has "
+                         f"{sorted({r['method'] for r in table['rows']})}.")
+    return min(rates, key=rates.get)
+
+
+def tuning_table_path(profile: str = "cpu") -> Path:
+    from .tokenizer import DATA_DIR
+
+    return DATA_DIR / "tuning" / f"{profile}_domain.json"
+
+
+def save_tuning_table(table: dict, path) -> Path:
+    """Write atomically (a temporary file renamed), so an interrupted save loses nothing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_text(json.dumps(table, indent=1) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def load_tuning_table(profile, tokenizer, path=None) -> dict:
+    """The shipped (or given) table, refused when it was made for another base model."""
+    from .base import base_recipe_key
+
+    path = Path(path) if path is not None else tuning_table_path(profile.name)
+    if not path.exists():
+        raise FileNotFoundError(f"No tuning table at {path}; make one with `python -m llmup_lib "
+                                f"tune --profile {profile.name} --out {path}`.")
+    table = json.loads(path.read_text())
+    key = base_recipe_key(profile, tokenizer)
+    if table.get("recipe_key") != key:
+        raise ValueError(f"The tuning table {str(path)!r} was made for another base model "
+                         f"(recipe {table.get('recipe_key')!r}, this one {key!r}); rerun "
+                         "`python -m llmup_lib tune` to remake it.")
+    return table

@@ -1,0 +1,103 @@
+"""Learning-rate sweeps: every (method, rate, seed) trained and scored, summarised over seeds,
+the best rate picked, tables saved atomically and refused for another base model."""
+
+import json
+
+import pytest
+
+from llmup_lib.profiles import get_profile
+from llmup_lib.tokenizer import load_tokenizer
+from llmup_lib.tuning import (best_rate, check_method, load_tuning_table, parse_grid,
+                              save_tuning_table, summary, tune)
+
+
+@pytest.fixture(scope="module")
+def tiny_profile():
+    # a base model of its own (2 steps on 40 stories, cached under a temporary LLMUP_CACHE) and
+    # a 2-step fine-tuning recipe (base_steps // 4) on 30 notes
+    return get_profile("cpu", base_steps=8, n_general=40, n_domain=30, n_val=8)
+
+
+@pytest.fixture(scope="module")
+def table(tiny_profile, tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LLMUP_CACHE", str(tmp_path_factory.mktemp("cache")))
+    try:
+        yield tune({"full": [1e-3, 3e-3], "lora-r2": [1e-2], "scratch": [3e-3]}, [0, 1],
+                   tiny_profile, load_tokenizer(), log=None)
+    finally:
+        mp.undo()
+
+
+def test_every_method_rate_and_seed_is_trained_and_scored(table):
+    rows = table["rows"]
+    assert len(rows) == (2 + 1 + 1) * 2
+    assert {(r["method"], r["lr"], r["seed"]) for r in rows} == {
+        (m, lr, s) for m, lrs in {"full": [1e-3, 3e-3], "lora-r2": [1e-2],
+                                  "scratch": [3e-3]}.items() for lr in lrs for s in (0, 1)}
+    for r in rows:
+        assert r["domain_excess"] == pytest.approx(r["domain_loss"] - table["floor_nats"])
+        assert 0 <= r["domain_facts"] <= 1 and 0 <= r["world_facts"] <= 1
+        assert r["steps"] == 2
+
+
+def test_seeds_change_the_run_and_the_summary_spreads_them(table):
+    full = [r for r in table["rows"] if r["method"] == "full" and r["lr"] == 1e-3]
+    assert full[0]["domain_loss"] != full[1]["domain_loss"]  # another batch order
+    s = summary(table)[("full", 1e-3)]
+    assert s["n"] == 2
+    assert s["domain_loss"] == pytest.approx((full[0]["domain_loss"] + full[1]["domain_loss"]) / 2)
+    assert s["domain_loss_std"] > 0
+
+
+def test_best_rate_is_the_lowest_mean(table):
+    means = {lr: s["domain_excess"] for (m, lr), s in summary(table).items() if m == "full"}
+    assert best_rate(table, "full") == min(means, key=means.get)
+    assert best_rate(table, "full", "general_loss") in (1e-3, 3e-3)
+    with pytest.raises(ValueError, match="no rows for 'lora-r8'"):
+        best_rate(table, "lora-r8")
+
+
+def test_tables_round_trip_and_refuse_another_base(table, tiny_profile, tmp_path):
+    path = save_tuning_table(table, tmp_path / "t.json")
+    assert not list(tmp_path.glob(".tmp-*"))
+    tok = load_tokenizer()
+    assert load_tuning_table(tiny_profile, tok, path)["rows"] == table["rows"]
+    with pytest.raises(ValueError, match="made for another base model.*llmup_lib tune"):
+        load_tuning_table(get_profile("cpu"), tok, path)
+    with pytest.raises(FileNotFoundError, match="python -m llmup_lib tune"):
+        load_tuning_table(tiny_profile, tok, tmp_path / "missing.json")
+
+
+def test_shipped_table_matches_the_shipped_base_and_has_three_seeds():
+    """The table notebooks 02 and 03 read: made for the shipped base, >= 3 rates and >= 3 seeds
+    for each method."""
+    from llmup_lib.tuning import tuning_table_path
+
+    profile, tok = get_profile("cpu"), load_tokenizer()
+    table = load_tuning_table(profile, tok)
+    assert table["command"].startswith("python -m llmup_lib tune")
+    for method in ("full", "lora-r2", "scratch"):
+        stats = {lr: s for (m, lr), s in summary(table).items() if m == method}
+        assert len(stats) >= 3 and all(s["n"] >= 3 for s in stats.values()), method
+    assert json.loads(tuning_table_path("cpu").read_text())["profile"] == "cpu"
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("lora", "Unknown method 'lora'"), ("lora-r0", "Unknown method 'lora-r0'"),
+    (3, "Unknown method 3"),
+])
+def test_unknown_methods_are_refused(bad, message):
+    with pytest.raises(ValueError, match=message):
+        check_method(bad)
+
+
+def test_bad_grids_and_seeds_are_refused(tiny_profile):
+    with pytest.raises(ValueError, match="must be positive numbers"):
+        parse_grid(["full=0"])
+    with pytest.raises(ValueError, match="is not METHOD=RATE"):
+        parse_grid(["full=fast"])
+    with pytest.raises(ValueError, match="must be positive numbers"):
+        parse_grid(["full"])
+    with pytest.raises(ValueError, match="seeds=\\[\\] must be one or more whole numbers"):
+        tune({"full": [1e-3]}, [], tiny_profile, load_tokenizer(), log=None)
