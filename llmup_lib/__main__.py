@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(code)
 
 
-DEFAULT_TUNING_GRID = ["full=3e-4,1e-3,3e-3", "lora-r2=3e-3,1e-2,3e-2", "scratch=1e-3,3e-3,1e-2"]
+DEFAULT_TUNING_GRID = ["full=3e-4,1e-3,3e-3,1e-2,3e-2", "lora-r2=3e-3,1e-2,3e-2,1e-1",
+                       "scratch=1e-3,3e-3,1e-2,3e-2"]
 
 
 def _tune(args) -> None:

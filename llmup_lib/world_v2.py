@@ -95,7 +95,8 @@ EVENTS = tuple(e for e in v1.EVENTS if "{q}" not in e)
 ENDINGS = v1.ENDINGS
 
 # General health text (world.py's): the clinic's words and register, never its facts.
-HEALTH_OPENINGS, HEALTH_SENTENCES, HEALTH_END = v1.HEALTH_OPENINGS, v1.HEALTH_SENTENCES, v1.HEALTH_END
+HEALTH_OPENINGS, HEALTH_SENTENCES = v1.HEALTH_OPENINGS, v1.HEALTH_SENTENCES
+HEALTH_END = v1.HEALTH_END
 
 
 # ----------------------------------------------------------------------------- the world

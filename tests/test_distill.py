@@ -375,13 +375,15 @@ def test_kd_loss_fn_is_kd_loss_on_the_teachers_logits(pair, tiny_blocks):
 
 
 def test_t_squared_check_fails_on_a_null_experiment():
-    """06's check: it passes on the measured students (seed 0) and fails when the flag changes
-    nothing (both arms the same run) or only within the seed spread."""
-    assert t_squared_effect(1.192, 0.935) == pytest.approx(0.257)
+    """06's check: it passes when the arms' means differ by more than three seed deviations and
+    fails when the flag changes nothing (both arms the same runs) or only within the spread."""
+    assert t_squared_effect([1.03, 1.04, 1.02], [1.12, 1.11, 1.13]) == pytest.approx(-0.09)
     with pytest.raises(AssertionError, match="made no measurable difference"):
-        t_squared_effect(0.935, 0.935)  # the flag ignored: one run twice
+        t_squared_effect([1.03, 1.06, 1.01], [1.03, 1.06, 1.01])  # the flag ignored
     with pytest.raises(AssertionError, match="made no measurable difference"):
-        t_squared_effect(0.960, 0.935)  # a difference inside the seed spread
+        t_squared_effect([1.03, 1.12, 1.00], [1.10, 1.05, 1.14])  # inside the seed spread
+    with pytest.raises(ValueError, match="at least two seeds per arm"):
+        t_squared_effect([1.03], [1.12])
 
 
 def test_without_t_squared_the_teacher_weighs_less_in_training(pair, char_tok, tiny_blocks):

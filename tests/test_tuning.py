@@ -13,9 +13,9 @@ from llmup_lib.tuning import (best_rate, check_method, load_tuning_table, parse_
 
 @pytest.fixture(scope="module")
 def tiny_profile():
-    # a base model of its own (2 steps on 40 stories, cached under a temporary LLMUP_CACHE) and
+    # a pico base model of its own (8 steps on 40 stories, cached under a temporary LLMUP_CACHE),
     # a 2-step fine-tuning recipe (base_steps // 4) on 30 notes
-    return get_profile("cpu", base_steps=8, n_general=40, n_domain=30, n_val=8)
+    return get_profile("cpu", base_size="pico", base_steps=8, n_general=40, n_domain=30, n_val=8)
 
 
 @pytest.fixture(scope="module")
