@@ -153,14 +153,24 @@ def summary(table: dict) -> dict:
     return out
 
 
-def best_rate(table: dict, method: str, metric: str = "domain_excess") -> float:
-    """The rate with the lowest mean ``metric`` over seeds for ``method``."""
+def best_rate(table: dict, method: str, metric: str = "domain_excess",
+              one_std: bool = True) -> float:
+    """``method``'s best learning rate by the mean ``metric`` over seeds (lower is better).
+
+    With ``one_std`` (the default) it is the *lowest* rate whose mean is within one seed
+    deviation of the best mean: among rates the seeds cannot tell apart, the gentlest, which
+    forgets least (the one-standard-error rule of model selection). ``one_std=False`` returns
+    the plain argmin."""
     check_method(method)
-    rates = {lr: s[metric] for (m, lr), s in summary(table).items() if m == method}
-    if not rates:
+    stats = {lr: s for (m, lr), s in summary(table).items() if m == method}
+    if not stats:
         raise ValueError(f"The table has no rows for {method!r}; it has "
                          f"{sorted({r['method'] for r in table['rows']})}.")
-    return min(rates, key=rates.get)
+    lowest = min(stats, key=lambda lr: stats[lr][metric])
+    if not one_std:
+        return lowest
+    bar = stats[lowest][metric] + stats[lowest][metric + "_std"]
+    return min(lr for lr, s in stats.items() if s[metric] <= bar)
 
 
 def tuning_table_path(profile: str = "cpu") -> Path:

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import llmup_lib.train as T
-from llmup_lib import (corpora, distill, finetune, models, results, scaling, sweep, widgets,
-                       world_v2)
+from llmup_lib import (corpora, distill, finetune, models, results, scaling, sweep, tuning,
+                       widgets, world, world_v2)
 from llmup_lib.evaluate import generate
 from llmup_lib.models import build_model
 from llmup_lib.profiles import get_profile
@@ -217,6 +217,12 @@ ROWS = [
      ["health_share=-0.1", "pass a share between 0 and 1"]),
     ("world-max-events", lambda c: world_v2.make_world_v2(max_events=-1), ValueError,
      ["max_events=-1", "pass e.g. max_events=2"]),
+    ("world-v1-health-share", lambda c: world.make_world(0, health_share=1.0), ValueError,
+     ["health_share=1.0", "must be a number in [0, 1)", "health_share=0.1"]),
+    ("tune-method", lambda c: tuning.parse_grid(["lora=1e-2"]), ValueError,
+     ["Unknown method 'lora'", "'lora-rK'", "e.g. 'lora-r2'"]),
+    ("tune-rate", lambda c: tuning.parse_grid(["full=-1e-3"]), ValueError,
+     ["[-0.001]", "must be positive numbers", "pass e.g. [1e-3, 3e-3, 1e-2]"]),
     ("result-not-a-number", lambda c: results.record("05_scaling", r2_surface="high"),
      ValueError, ["r2_surface='high'", "record numbers only"]),
     ("result-stem", lambda c: results.record("../x", a=1), ValueError,
