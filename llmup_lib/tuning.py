@@ -110,7 +110,7 @@ def tune_run(method: str, lr: float, seed: int, data: dict, profile) -> dict:
     result = train(make_model(method, data, profile, seed), data["train"], data["val"], cfg)
     row = {"method": method, "lr": lr, "seed": seed, "steps": cfg.steps,
            **data["measure"](result.model)}
-    row["train_seconds"] = round(time.perf_counter() - start, 1)
+    row["train_seconds"] = round(time.perf_counter() - start, 1)  # training and scoring
     return row
 
 
@@ -204,3 +204,21 @@ def load_tuning_table(profile, tokenizer, path=None) -> dict:
                          f"(recipe {table.get('recipe_key')!r}, this one {key!r}); rerun "
                          "`python -m llmup_lib tune` to remake it.")
     return table
+
+
+DEFAULT_LORA_LR = 1e-2  # LoRA's rate where no tuning table exists (full and scratch: the profile's)
+
+
+def tuned_rates(profile, tokenizer, methods=("full", "lora-r2", "scratch"), log=print):
+    """``(rates, table)``: each method's best rate from the profile's shipped tuning table; for a
+    profile without one (only ``cpu`` ships a table) or a table made for another base model, the
+    suite's defaults (the profile's rate; ``DEFAULT_LORA_LR`` for LoRA) and ``None``, after one
+    line saying so and how to make the table."""
+    try:
+        table = load_tuning_table(profile, tokenizer)
+    except (FileNotFoundError, ValueError) as err:
+        if log:
+            log(f"{err} Using the default rates until then.")
+        return {m: DEFAULT_LORA_LR if check_method(m).startswith("lora") else profile.lr
+                for m in methods}, None
+    return {m: best_rate(table, m) for m in methods}, table

@@ -7,8 +7,8 @@ import pytest
 
 from llmup_lib.profiles import get_profile
 from llmup_lib.tokenizer import load_tokenizer
-from llmup_lib.tuning import (best_rate, check_method, load_tuning_table, parse_grid,
-                              save_tuning_table, summary, tune)
+from llmup_lib.tuning import (DEFAULT_LORA_LR, best_rate, check_method, load_tuning_table,
+                              parse_grid, save_tuning_table, summary, tune, tuned_rates)
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +112,17 @@ def test_bad_grids_and_seeds_are_refused(tiny_profile):
         parse_grid(["full"])
     with pytest.raises(ValueError, match="seeds=\\[\\] must be one or more whole numbers"):
         tune({"full": [1e-3]}, [], tiny_profile, load_tokenizer(), log=None)
+
+
+def test_tuned_rates_fall_back_to_the_defaults_without_a_table(tmp_path):
+    """cpu reads its shipped table; gpu has none, and a cpu profile with another recipe does not
+    match it: both get the defaults and one line naming the command that makes a table."""
+    tok = load_tokenizer()
+    rates, table = tuned_rates(get_profile("cpu"), tok, log=None)
+    assert table is not None and rates["full"] == best_rate(table, "full")
+    lines = []
+    for profile in (get_profile("gpu"), get_profile("cpu", context=256)):
+        rates, table = tuned_rates(profile, tok, log=lines.append)
+        assert table is None
+        assert rates == {"full": profile.lr, "lora-r2": DEFAULT_LORA_LR, "scratch": profile.lr}
+    assert all("llmup_lib tune" in line and "default rates" in line for line in lines)
