@@ -94,10 +94,6 @@ INTROS = ("This is a story about {s}.", "Here is a story about {s}.",
 EVENTS = tuple(e for e in v1.EVENTS if "{q}" not in e)
 ENDINGS = v1.ENDINGS
 
-# General health text (world.py's): the clinic's words and register, never its facts.
-HEALTH_OPENINGS, HEALTH_SENTENCES = v1.HEALTH_OPENINGS, v1.HEALTH_SENTENCES
-HEALTH_END = v1.HEALTH_END
-
 
 # ----------------------------------------------------------------------------- the world
 @dataclass
@@ -174,7 +170,7 @@ def _fact_sentence(w: WorldV2, person: str, relation: str, template: int = 0) ->
 def _build_choices(w: WorldV2) -> None:
     c = w.choice
     intros = [_compile(t.replace("{s}", "{p}")) for t in INTROS]
-    health = [(o, o) for o in HEALTH_OPENINGS]
+    health = [(o, o) for o in v1.HEALTH_OPENINGS]  # world.py's health texts: words, no facts
     story_w = (1 - w.health_share) / len(intros)
     # The first choice writes a story's intro or a health text's opening: one prefix-free set.
     c["doc"] = Options([o for o, _ in intros] + [o for o, _ in health],
@@ -182,7 +178,7 @@ def _build_choices(w: WorldV2) -> None:
                        [("story", rest) for _, rest in intros]
                        + [("health", None)] * len(health))
     c["person"] = Options(w.people, w.weights.tolist())
-    for name, values in {**v1.FILLERS, **v1.NOTE_FILLERS}.items():
+    for name, values in v1.FILLERS.items():  # health texts keep theirs under ("health", slot)
         c[name] = Options(values)
     c["events"] = [_compile(t) for t in EVENTS]
     c["endings"] = [_compile(t) for t in ENDINGS]
