@@ -483,3 +483,65 @@ def lora_cost(model, rank: int, alpha: float | None = None, targets=ALL_LINEAR,
     counts = trainable_parameters(adapted)
     return {**counts, "adamw_estimate_bytes": adamw_state_estimate(adapted),
             "adamw_measured_bytes": measured_optimizer_bytes(adapted)}
+
+
+# ------------------------------------------------------------------ the notebooks' headline checks
+# Each takes one value per seed for each arm and raises AssertionError when the experiment is
+# broken; tests/test_compare.py feeds each a null or broken experiment and shows it fails.
+def check_transfer(base_excess: float, ft_excess, scratch_excess, spreads: float = 2.0) -> float:
+    """Notebook 02: fine-tuning cuts the base model's domain excess (over the floor) at least
+    5x, and the pretrained start beats the same model trained from scratch on the same data and
+    steps beyond the seed spread. Returns the transfer gap (nats/token)."""
+    import statistics
+
+    from .compare import clearly_better
+
+    ft_mean = statistics.mean(ft_excess)
+    if not ft_mean < 0.2 * base_excess:
+        raise AssertionError(f"fine-tuning left a domain excess of {ft_mean:.3f} nats/token, not "
+                             f"5x below the base model's {base_excess:.3f}: did it train?")
+    return clearly_better(ft_excess, scratch_excess, spreads=spreads,
+                          what="fine-tuned vs from scratch (domain excess)")
+
+
+def check_lora_vs_full(start_excess: float, lora: dict, full: dict,
+                       spreads: float = 2.0) -> dict:
+    """Notebook 03: ``lora`` and ``full`` map ``domain_excess`` and ``general_loss`` to one
+    value per seed, each method at its own best rate. LoRA must learn the domain (its excess at
+    most 0.7x the start's), and learn less and forget less than full fine-tuning, each beyond the
+    seed spread. Returns both gaps. A frozen adapter fails the first test; two identical arms
+    the second."""
+    import statistics
+
+    from .compare import clearly_better
+
+    lora_mean = statistics.mean(lora["domain_excess"])
+    if not lora_mean <= 0.7 * start_excess:
+        raise AssertionError(f"LoRA left a domain excess of {lora_mean:.3f} nats/token, not 0.7x "
+                             f"below the start's {start_excess:.3f}: is the adapter training?")
+    return {"learns_less": clearly_better(full["domain_excess"], lora["domain_excess"],
+                                          spreads=spreads,
+                                          what="LoRA learns less (domain excess)"),
+            "forgets_less": clearly_better(lora["general_loss"], full["general_loss"],
+                                           spreads=spreads,
+                                           what="LoRA forgets less (general loss)")}
+
+
+def check_masking(masked, unmasked, few_shot: float, spreads: float = 3.0,
+                  min_gap: float = 0.05, min_lift: float = 0.3) -> float:
+    """Notebook 04: held-out exact match, one value per seed. Instruction tuning with the
+    prompt masked lifts it at least ``min_lift`` above the few-shot base, and masking beats no
+    masking beyond the seed spread and by at least ``min_gap``. Returns the masking gap.
+    Training on answers replaced by random ones fails the first test."""
+    import statistics
+
+    from .compare import clearly_better
+
+    lift = statistics.mean(masked) - few_shot
+    if not lift >= min_lift:
+        raise AssertionError(f"instruction tuning reaches {statistics.mean(masked):.0%} held-out "
+                             f"exact match, {lift:+.0%} over the few-shot base ({few_shot:.0%}), "
+                             f"not the {min_lift:.0%} it should: are the answers right?")
+    return clearly_better(masked, unmasked, spreads=spreads, min_gap=min_gap,
+                          higher_is_better=True,
+                          what="masking the prompt (held-out exact match)")

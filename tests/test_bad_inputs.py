@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import llmup_lib.train as T
-from llmup_lib import (corpora, distill, finetune, models, results, scaling, sweep, tuning,
+from llmup_lib import (compare, corpora, distill, finetune, models, results, scaling, sweep, tuning,
                        widgets, world, world_v2)
 from llmup_lib.evaluate import generate
 from llmup_lib.models import build_model
@@ -223,6 +223,12 @@ ROWS = [
      ["Unknown method 'lora'", "'lora-rK'", "e.g. 'lora-r2'"]),
     ("tune-rate", lambda c: tuning.parse_grid(["full=-1e-3"]), ValueError,
      ["[-0.001]", "must be positive numbers", "pass e.g. [1e-3, 3e-3, 1e-2]"]),
+    ("tune-task", lambda c: tuning.parse_grid(["kd=1e-2"], task="pretrain"), ValueError,
+     ["Unknown tuning task 'pretrain'", "'domain'", "'distill'"]),
+    ("tune-distill-method", lambda c: tuning.parse_grid(["full=1e-2"], task="distill"),
+     ValueError, ["Unknown distillation method 'full'", "kd-half-init, t4-with-t2"]),
+    ("compare-one-seed", lambda c: compare.clearly_better([1.0], [2.0, 2.1]), ValueError,
+     ["1 value(s) cannot show a seed spread", "at least two"]),
     ("result-not-a-number", lambda c: results.record("05_scaling", r2_surface="high"),
      ValueError, ["r2_surface='high'", "record numbers only"]),
     ("result-stem", lambda c: results.record("../x", a=1), ValueError,

@@ -1,0 +1,47 @@
+"""Comparing two methods over seeds: a difference counts only beyond the seeds' spread.
+
+Every headline comparison in the notebooks is a difference of means over seeds, read against the
+seeds' standard deviations: transfer in 02 (pretrained start vs scratch), LoRA vs full
+fine-tuning in 03, masking the prompt in 04, distillation vs scratch in 06. ``clearly_better``
+is that check in one place, so a unit test can show it fails on a null experiment (two arms that
+are the same) or a broken one (an arm that did not train).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation of one value per seed (at least two)."""
+    values = [float(v) for v in values]
+    if len(values) < 2:
+        raise ValueError(f"{len(values)} value(s) cannot show a seed spread; pass one value per "
+                         "seed, at least two (three in the notebooks).")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"values {values!r} are not all finite numbers: a run diverged or was "
+                         "not scored.")
+    return statistics.mean(values), statistics.stdev(values)
+
+
+def clearly_better(better, worse, *, spreads: float = 2.0, min_gap: float = 0.0,
+                   higher_is_better: bool = False, what: str = "the score") -> float:
+    """Check that ``better`` beats ``worse`` beyond the seed spread and return the gap.
+
+    ``better`` and ``worse`` hold one value per seed. The gap is the difference of their means,
+    signed so that positive means ``better`` wins (lower is better unless ``higher_is_better``).
+    It must exceed ``spreads`` times the sum of the two standard deviations (the two error bars
+    of ``spreads`` deviations do not overlap) and ``min_gap``. Raises ``AssertionError``, naming
+    ``what`` and the numbers, when it does not: two identical arms (a null experiment) or an arm
+    that did not train (a broken one) fail."""
+    better, worse = list(better), list(worse)
+    (b_mean, b_std), (w_mean, w_std) = mean_std(better), mean_std(worse)
+    gap = (b_mean - w_mean) if higher_is_better else (w_mean - b_mean)
+    bar = max(spreads * (b_std + w_std), min_gap)
+    if not gap > bar:
+        raise AssertionError(f"{what}: {b_mean:.4g} ± {b_std:.2g} against {w_mean:.4g} ± "
+                             f"{w_std:.2g} ({len(better)} and {len(worse)} seeds) is a "
+                             f"gap of {gap:+.4g}, not beyond {bar:.4g} ({spreads:g} seed "
+                             f"deviations each side, at least {min_gap:g}).")
+    return gap

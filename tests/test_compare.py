@@ -1,0 +1,155 @@
+"""The notebooks' headline checks fail on a null or a broken experiment.
+
+Each check passes on the shipped experiments (the tuning tables are real runs, three seeds each)
+and raises AssertionError when the experiment is broken: a method that did not train, two arms
+that are the same, distillation with alpha = 0, instruction tuning on wrong answers."""
+
+import math
+
+import pytest
+
+from llmup_lib.compare import clearly_better, mean_std
+from llmup_lib.distill import check_kd_beats_scratch, gap_closed
+from llmup_lib.finetune import check_lora_vs_full, check_masking, check_transfer
+from llmup_lib.profiles import get_profile
+from llmup_lib.tokenizer import load_tokenizer
+from llmup_lib.tuning import best_rate, load_tuning_table, seed_values
+
+
+# ----------------------------------------------------------------------------- clearly_better
+def test_clearly_better_needs_a_gap_beyond_both_error_bars():
+    assert clearly_better([1.0, 1.1, 0.9], [2.0, 2.1, 1.9]) == pytest.approx(1.0)
+    assert clearly_better([0.7, 0.69, 0.71], [0.4, 0.45, 0.44], higher_is_better=True) > 0
+    with pytest.raises(AssertionError, match="the score: .* not beyond"):
+        clearly_better([1.0, 1.1, 0.9], [1.0, 1.1, 0.9])  # a null experiment: the same arm
+    with pytest.raises(AssertionError, match="gap of -1"):
+        clearly_better([2.0, 2.1, 1.9], [1.0, 1.1, 0.9])  # the wrong way round
+    # a real difference of means, but inside two deviations each side
+    with pytest.raises(AssertionError, match="not beyond"):
+        clearly_better([1.0, 1.3, 0.7], [1.5, 1.8, 1.2])
+    with pytest.raises(AssertionError, match="at least 0.05"):
+        clearly_better([0.5, 0.5, 0.5], [0.47, 0.47, 0.47], higher_is_better=True, min_gap=0.05)
+
+
+def test_mean_std_refuses_what_cannot_show_a_spread():
+    assert mean_std([1.0, 3.0]) == (2.0, pytest.approx(math.sqrt(2)))
+    with pytest.raises(ValueError, match="1 value.*at least two"):
+        mean_std([1.0])
+    with pytest.raises(ValueError, match="not all finite.*diverged"):
+        mean_std([1.0, float("nan")])
+
+
+# ---------------------------------------------------------------- 02 and 03, on the shipped sweep
+@pytest.fixture(scope="module")
+def domain():
+    """The shipped domain sweep (39 real runs) and the base model's scores, measured here: the
+    untrained start, which is also what a frozen adapter or a run that never stepped scores."""
+    from llmup_lib.tuning import make_model, tuning_data
+
+    profile, tokenizer = get_profile("cpu"), load_tokenizer()
+    table = load_tuning_table(profile, tokenizer)
+    data = tuning_data(profile, tokenizer)
+    frozen = data["measure"](make_model("lora-r2", data, profile, seed=0))  # B = 0: the base
+    best = {m: best_rate(table, m) for m in ("full", "scratch", "lora-r2")}
+
+    def arm(method, metric):
+        return seed_values(table, method, best[method], metric)
+
+    return {"arm": arm, "frozen": frozen}
+
+
+def test_transfer_check_passes_on_the_sweep_and_fails_when_broken(domain):
+    arm, frozen = domain["arm"], domain["frozen"]
+    base = frozen["domain_excess"]
+    assert check_transfer(base, arm("full", "domain_excess"), arm("scratch", "domain_excess")) > 0
+    # broken: fine-tuning that never changed the weights scores the base model's excess
+    with pytest.raises(AssertionError, match="not 5x below.*did it train"):
+        check_transfer(base, [frozen["domain_excess"]] * 3, arm("scratch", "domain_excess"))
+    # null: the "pretrained start" is the scratch model (no pretraining, nothing to transfer)
+    with pytest.raises(AssertionError, match="fine-tuned vs from scratch"):
+        check_transfer(base, arm("scratch", "domain_excess"), arm("scratch", "domain_excess"))
+
+
+def test_lora_vs_full_check_passes_on_the_sweep_and_fails_when_broken(domain):
+    arm, frozen = domain["arm"], domain["frozen"]
+    start = frozen["domain_excess"]
+    lora = {m: arm("lora-r2", m) for m in ("domain_excess", "general_loss")}
+    full = {m: arm("full", m) for m in ("domain_excess", "general_loss")}
+    gaps = check_lora_vs_full(start, lora, full)
+    assert gaps["learns_less"] > 0 and gaps["forgets_less"] > 0
+    # broken: a frozen adapter "learns less and forgets less" trivially, and must still fail
+    frozen_arm = {m: [frozen[m]] * 3 for m in ("domain_excess", "general_loss")}
+    with pytest.raises(AssertionError, match="is the adapter training"):
+        check_lora_vs_full(start, frozen_arm, full)
+    # null: LoRA's arm is full fine-tuning's
+    with pytest.raises(AssertionError, match="learns less"):
+        check_lora_vs_full(start, full, full)
+
+
+# ------------------------------------------------------------------------------------------ 04
+def test_masking_check_fails_on_a_null_or_a_broken_experiment():
+    masked, unmasked = [0.69, 0.70, 0.68], [0.44, 0.40, 0.48]  # 04's measured arms, rounded
+    assert check_masking(masked, unmasked, few_shot=0.2) == pytest.approx(0.25)
+    with pytest.raises(AssertionError, match="masking the prompt"):
+        check_masking(masked, masked, few_shot=0.2)  # null: masking changed nothing
+    # broken: answers replaced by random ones teach the format but no fact: no lift
+    with pytest.raises(AssertionError, match="are the answers right"):
+        check_masking([0.02, 0.0, 0.01], [0.0, 0.01, 0.0], few_shot=0.2)
+
+
+# ------------------------------------------------------------------------------------------ 06
+@pytest.fixture(scope="module")
+def tiny_students(tmp_path_factory):
+    """Two batch orders each of a pico student trained from scratch and by "KD" with
+    alpha = 0, on a pico teacher of their own: the broken experiment of notebook 06."""
+    import torch
+
+    from llmup_lib.base import general_blocks, load_base_model
+    from llmup_lib.distill import TeacherCache, distill
+    from llmup_lib.models import build_model
+    from llmup_lib.train import TrainConfig
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LLMUP_CACHE", str(tmp_path_factory.mktemp("cache")))
+    try:
+        profile = get_profile("cpu", base_size="pico", base_steps=8, n_general=40, n_val=8)
+        tokenizer = load_tokenizer()
+        teacher = load_base_model(profile, progress=False)
+        train_blocks, val_blocks = general_blocks(profile, tokenizer)
+        cache = TeacherCache(teacher, train_blocks, progress=False)
+        losses = {}
+        for name, alpha in (("scratch", 0.0), ("kd, alpha 0", 0.0), ("kd", 1.0)):
+            losses[name] = []
+            for seed in (0, 1):
+                torch.manual_seed(0)
+                student = build_model("pico", tokenizer, profile.context, seed=0)
+                cfg = TrainConfig(steps=6, batch_size=4, lr=1e-2, seed=seed, eval_batches=2,
+                                  progress=False)
+                losses[name].append(distill(student, cache, train_blocks, val_blocks, cfg,
+                                            alpha=alpha).final_val_loss)
+        from llmup_lib.train import eval_loss
+
+        yield losses, eval_loss(teacher, val_blocks, 2)
+    finally:
+        mp.undo()
+
+
+def test_kd_check_fails_when_alpha_is_zero(tiny_students):
+    losses, teacher_loss = tiny_students
+    assert losses["kd, alpha 0"] == pytest.approx(losses["scratch"])  # alpha 0 *is* scratch
+    with pytest.raises(AssertionError, match="is alpha > 0"):
+        check_kd_beats_scratch(losses["scratch"], losses["kd, alpha 0"], teacher_loss)
+
+
+def test_kd_check_passes_on_the_shipped_student_sweep_and_needs_the_gap_closed():
+    from llmup_lib.tuning import best_rate
+
+    profile, tokenizer = get_profile("cpu"), load_tokenizer()
+    table = load_tuning_table(profile, tokenizer, task="distill")
+    scratch = seed_values(table, "scratch", best_rate(table, "scratch"), "val_loss")
+    kd = seed_values(table, "kd", best_rate(table, "kd"), "val_loss")
+    closed = check_kd_beats_scratch(scratch, kd, table["teacher_loss"])
+    assert closed == pytest.approx(gap_closed(sum(scratch) / 3, sum(kd) / 3, table["teacher_loss"]))
+    # a student far better than scratch but closing too little of a far bigger gap still fails
+    with pytest.raises(AssertionError, match="less than 25%"):
+        check_kd_beats_scratch([2.0, 2.01, 1.99], [1.9, 1.91, 1.89], teacher_loss=0.5)
