@@ -15,6 +15,11 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("build-tokenizer", help="retrain the shipped BPE tokenizer in data/tokenizer")
     base = sub.add_parser("build-base", help="retrain the base model of a profile (data/base/)")
     base.add_argument("--profile", default=None, help="cpu (default) or gpu")
+    base.add_argument("--larger", action="store_true",
+                      help="build notebook 07's larger pretrained model instead (base.LARGER: "
+                      "the next size up, three times the data and steps)")
+    base.add_argument("--half", action="store_true",
+                      help="store the weights in float16 (half the file; loaded as float32)")
     sweep = sub.add_parser("sweep", help="train a grid of model sizes (and IsoFLOP budgets) and "
                            "save the results as a CSV/JSON table (notebook 05)")
     sweep.add_argument("--profile", default=None, help="recipe defaults: cpu (default) or gpu")
@@ -41,14 +46,19 @@ def main(argv: list[str] | None = None) -> None:
     sweep.add_argument("merge", nargs="*", metavar="merge TABLE",
                        help="`sweep merge A B ... --out T` joins the shards' tables into one")
     tune = sub.add_parser("tune", help="learning-rate sweep of the fine-tuning methods over "
-                          "seeds on notebook 02's task (the table notebooks 02 and 03 read)")
+                          "seeds on notebook 02's task (the table notebooks 02 and 03 read), or "
+                          "of notebook 06's students (--task distill)")
     tune.add_argument("--profile", default=None, help="cpu (default) or gpu")
     tune.add_argument("--grid", action="append", default=None, metavar="METHOD=LR,LR,...",
                       help="a method and its rates, repeatable; methods: full, scratch, lora-rK "
-                      "(default: the shipped table's grid)")
+                      "(domain); scratch, kd, kd-half, kd-half-init, t4-with-t2, t4-without-t2 "
+                      "(distill) (default: the shipped table's grid)")
+    tune.add_argument("--task", default="domain", choices=("domain", "distill"),
+                      help="domain: notebooks 02-03's fine-tuning methods (default); distill: "
+                      "notebook 06's students")
     tune.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     tune.add_argument("--out", default=None,
-                      help="table to write (default: data/tuning/<profile>_domain.json)")
+                      help="table to write (default: data/tuning/<profile>_<task>.json)")
     runall = sub.add_parser("run-all", help="execute every notebook headless, one fresh kernel "
                             "each, and print a table of status, time, peak memory and key result")
     runall.add_argument("--out", default="executed", help="folder for the executed copies")
@@ -79,10 +89,14 @@ def main(argv: list[str] | None = None) -> None:
         from .base import save_base_model, train_base_model
         from .profiles import get_profile
 
+        from .base import larger_base_profile
+
         profile = get_profile(args.profile)
+        if args.larger:
+            profile = larger_base_profile(profile)
         result = train_base_model(profile)
-        path = save_base_model(result, profile)
-        print(f"saved the {profile.name} base model to {path} "
+        path = save_base_model(result, profile, half=args.half)
+        print(f"saved the {profile.name} {profile.base_size} base model to {path} "
               f"({result.tokens_per_second:,.0f} tokens/s, val loss {result.final_val_loss:.4f})")
     elif args.command == "sweep":
         _sweep(args)
@@ -102,8 +116,12 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(code)
 
 
-DEFAULT_TUNING_GRID = ["full=3e-4,1e-3,3e-3,1e-2,3e-2", "lora-r2=3e-3,1e-2,3e-2,1e-1",
-                       "scratch=1e-3,3e-3,1e-2,3e-2"]
+DEFAULT_TUNING_GRID = {
+    "domain": ["full=3e-4,1e-3,3e-3,1e-2,3e-2", "lora-r2=3e-3,1e-2,3e-2,1e-1",
+               "scratch=1e-3,3e-3,1e-2,3e-2"],
+    "distill": ["scratch=3e-3,1e-2,3e-2", "kd=3e-3,1e-2,3e-2", "kd-half=1e-3,3e-3,1e-2",
+                "kd-half-init=3e-4,1e-3,3e-3,1e-2", "t4-with-t2=1e-2", "t4-without-t2=1e-2"],
+}
 
 
 def _tune(args) -> None:
@@ -115,17 +133,18 @@ def _tune(args) -> None:
     from .tuning import parse_grid, save_tuning_table, tune, tuning_table_path
 
     profile = get_profile(args.profile)
-    grid = parse_grid(args.grid or DEFAULT_TUNING_GRID)
+    specs = args.grid or DEFAULT_TUNING_GRID[args.task]
+    grid = parse_grid(specs, args.task)
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
         raise SystemExit(f"--seeds {args.seeds!r} must be whole numbers, e.g. 0,1,2.") from None
     start = time.perf_counter()
-    table = tune(grid, seeds, profile, load_tokenizer())
-    table["command"] = "python -m llmup_lib tune " + " ".join(
-        [f"--grid {g}" for g in (args.grid or DEFAULT_TUNING_GRID)] + [f"--seeds {args.seeds}"])
+    table = tune(grid, seeds, profile, load_tokenizer(), task=args.task)
+    table["command"] = f"python -m llmup_lib tune --task {args.task} " + " ".join(
+        [f"--grid {g}" for g in specs] + [f"--seeds {args.seeds}"])
     table["wall_seconds"] = round(time.perf_counter() - start)
-    path = save_tuning_table(table, args.out or tuning_table_path(profile.name))
+    path = save_tuning_table(table, args.out or tuning_table_path(profile.name, args.task))
     print(f"wrote {len(table['rows'])} runs to {path} in {table['wall_seconds']} s")
 
 

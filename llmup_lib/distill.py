@@ -335,6 +335,115 @@ def t_squared_effect(with_t2, without_t2, spreads: float = 3.0) -> float:
     return diff
 
 
+def check_kd_beats_scratch(scratch_losses, kd_losses, teacher_loss: float,
+                           spreads: float = 2.0, min_closed: float = 0.25) -> float:
+    """Notebook 06's headline check. ``scratch_losses`` and ``kd_losses`` are the validation
+    losses of the student trained without and with the teacher, one per seed, each at its own
+    best rate. Logit KD must beat scratch beyond the seed spread (``compare.clearly_better``)
+    and close at least ``min_closed`` of the scratch -> teacher gap (means over seeds). Returns
+    that gap closed; raises ``AssertionError`` for a broken experiment, e.g. KD with
+    ``alpha=0``, which *is* the scratch student."""
+    import statistics
+
+    from .compare import clearly_better
+
+    clearly_better(kd_losses, scratch_losses, spreads=spreads,
+                   what="logit KD vs the scratch student (validation loss; is alpha > 0?)")
+    closed = gap_closed(statistics.mean(scratch_losses), statistics.mean(kd_losses), teacher_loss)
+    if closed < min_closed:
+        raise AssertionError(f"logit KD closes {closed:.0%} of the scratch -> teacher gap, less "
+                             f"than {min_closed:.0%}.")
+    return closed
+
+
+# ------------------------------------------------------------------- notebook 06's students, tuned
+STUDENT, STUDENT_STEPS, N_TRANSFER = "nano", 200, 96
+# scratch / kd: the nano student without and with the teacher; kd-half / kd-half-init: half the
+# teacher's layers at its width (DistilBERT's shape), from random weights or from the teacher's
+# every other layer (DistilBERT's initialisation), both by logit KD; t4-with-t2 / t4-without-t2:
+# notebook 06's T² experiment, the nano student at alpha 0.9 and T = 4 with and without the
+# factor. Each method's distill() settings (the defaults: alpha 1, T 1, with T²):
+DISTILL_SETTINGS = {"scratch": {"alpha": 0.0}, "kd": {}, "kd-half": {}, "kd-half-init": {},
+                    "t4-with-t2": {"alpha": 0.9, "temperature": 4.0},
+                    "t4-without-t2": {"alpha": 0.9, "temperature": 4.0, "t_squared": False}}
+DISTILL_METHODS = tuple(DISTILL_SETTINGS)
+
+
+def transfer_set(train_blocks: torch.Tensor, seed: int, n_blocks: int | None = None):
+    """Notebook 06's transfer set: ``n_blocks`` (``N_TRANSFER``) of the teacher's training
+    blocks, drawn by ``seed``."""
+    n_blocks = N_TRANSFER if n_blocks is None else n_blocks
+    order = torch.randperm(len(train_blocks), generator=torch.Generator().manual_seed(seed))
+    return train_blocks[order[:n_blocks]]
+
+
+def half_depth_student(teacher, from_teacher: bool = True, seed: int = 0):
+    """A student with every other layer of ``teacher`` (layers 0, 2, ...) at the teacher's
+    width. ``from_teacher`` copies those layers, the embeddings and the final norm (DistilBERT's
+    initialisation, Sanh et al. 2019); otherwise the same shape from random weights."""
+    from transformers import LlamaForCausalLM
+
+    keep = list(range(0, teacher.config.num_hidden_layers, 2))
+    config = teacher.config.__class__.from_dict(
+        {**teacher.config.to_dict(), "num_hidden_layers": len(keep)})
+    torch.manual_seed(seed)
+    student = LlamaForCausalLM(config).to(next(teacher.parameters()).device)
+    if from_teacher:
+        state = teacher.state_dict()
+        renamed = {}
+        for name, value in state.items():
+            if name.startswith("model.layers."):
+                index, rest = name[len("model.layers."):].split(".", 1)
+                if int(index) not in keep:
+                    continue
+                name = f"model.layers.{keep.index(int(index))}.{rest}"
+            renamed[name] = value
+        student.load_state_dict(renamed)
+    return student
+
+
+def distill_tuning_data(profile, tokenizer) -> dict:
+    """What every notebook-06 student run needs, loaded once: the teacher (the base model), the
+    transfer set, its teacher cache and the validation blocks."""
+    from .base import general_blocks, load_base_model
+
+    teacher = load_base_model(profile, progress=False)
+    train_blocks, val_blocks = general_blocks(profile, tokenizer)
+    transfer = transfer_set(train_blocks, profile.seed)
+    from .train import eval_loss
+
+    return {"teacher": teacher, "transfer": transfer, "val": val_blocks,
+            "cache": TeacherCache(teacher, transfer, progress=False), "tokenizer": tokenizer,
+            "teacher_loss": eval_loss(teacher, val_blocks, 16)}
+
+
+def distill_student(method: str, data: dict, profile):
+    """A fresh student for ``method``; its initial weights are the same for every seed (the
+    seed sets the batch order), as in notebook 06."""
+    from .models import build_model
+
+    if not method.startswith("kd-half"):
+        model = build_model(STUDENT, data["tokenizer"], profile.context, seed=profile.seed)
+        return model.to(profile.torch_device())
+    return half_depth_student(data["teacher"], from_teacher=method == "kd-half-init",
+                              seed=profile.seed)
+
+
+def distill_tune_run(method: str, lr: float, seed: int, data: dict, profile) -> dict:
+    """Train one notebook-06 student (``method``, rate, batch-order ``seed``) and score it."""
+    import time
+
+    cfg = TrainConfig(steps=STUDENT_STEPS, batch_size=profile.batch_size, lr=lr, seed=seed,
+                      eval_every=STUDENT_STEPS, eval_batches=16, progress=False)
+    start = time.perf_counter()
+    settings = {"alpha": 1.0, "temperature": 1.0, **DISTILL_SETTINGS[method]}
+    result = distill(distill_student(method, data, profile), data["cache"], data["transfer"],
+                     data["val"], cfg, **settings)
+    return {"method": method, "lr": lr, "seed": seed, "steps": STUDENT_STEPS,
+            "val_loss": result.final_val_loss,
+            "train_seconds": round(time.perf_counter() - start, 1)}
+
+
 # ----------------------------------------------------------------------------- text from a model
 def _cache_kwarg(model, output) -> dict:
     """The KV cache to pass back: ``cache=`` in transformers >= 5.2x, ``past_key_values=`` before

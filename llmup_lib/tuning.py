@@ -10,6 +10,11 @@ rate from it, and retrain one row live to check the table is what this code prod
 
 Methods: ``full`` (every weight), ``scratch`` (the same architecture from random weights),
 ``lora-rK`` (rank K on all linear layers, plus the domain's never-trained token rows).
+
+A second task, ``distill``, sweeps notebook 06's students (``distill.DISTILL_METHODS``: the
+`nano` student from scratch and by logit KD, a half-depth student at the teacher's width, from
+random weights or from the teacher's every other layer, and the two arms of the T² experiment),
+scored by validation loss.
 """
 
 from __future__ import annotations
@@ -23,23 +28,38 @@ import time
 from pathlib import Path
 
 METRICS = ("domain_loss", "domain_excess", "domain_facts", "general_loss", "world_facts")
+TASK_METRICS = {"domain": METRICS, "distill": ("val_loss",)}
 _METHOD = re.compile(r"^(full|scratch|lora-r([1-9][0-9]*))$")
 
 
-def check_method(method) -> str:
+def check_task(task) -> str:
+    if task not in TASK_METRICS:
+        raise ValueError(f"Unknown tuning task {task!r}; use 'domain' (notebooks 02-03) or "
+                         "'distill' (notebook 06).")
+    return task
+
+
+def check_method(method, task: str = "domain") -> str:
+    if check_task(task) == "distill":
+        from .distill import DISTILL_METHODS
+
+        if method not in DISTILL_METHODS:
+            raise ValueError(f"Unknown distillation method {method!r}; use one of "
+                             f"{', '.join(DISTILL_METHODS)}.")
+        return method
     if not isinstance(method, str) or not _METHOD.match(method):
         raise ValueError(f"Unknown method {method!r}; use 'full', 'scratch' or 'lora-rK' with a "
                          "rank K >= 1, e.g. 'lora-r2'.")
     return method
 
 
-def check_grid(grid) -> dict:
+def check_grid(grid, task: str = "domain") -> dict:
     """``{method: [learning rates]}``: known methods, at least one positive finite rate each."""
     if not isinstance(grid, dict) or not grid:
         raise ValueError("grid must map methods to learning rates, e.g. "
                          "{'full': [1e-3, 3e-3], 'lora-r2': [3e-3, 1e-2]}.")
     for method, lrs in grid.items():
-        check_method(method)
+        check_method(method, task)
         if not lrs or not all(isinstance(lr, numbers.Real) and not isinstance(lr, bool)
                               and math.isfinite(lr) and lr > 0 for lr in lrs):
             raise ValueError(f"Learning rates {lrs!r} for {method!r} must be positive numbers; "
@@ -47,7 +67,7 @@ def check_grid(grid) -> dict:
     return grid
 
 
-def parse_grid(specs) -> dict:
+def parse_grid(specs, task: str = "domain") -> dict:
     """``["full=1e-3,3e-3", "lora-r2=1e-2"]`` (the CLI's ``--grid``) -> ``{method: [rates]}``."""
     grid = {}
     for spec in specs:
@@ -57,7 +77,7 @@ def parse_grid(specs) -> dict:
         except ValueError:
             raise ValueError(f"--grid {spec!r} is not METHOD=RATE,RATE; pass e.g. "
                              "full=3e-4,1e-3,3e-3.") from None
-    return check_grid(grid)
+    return check_grid(grid, task)
 
 
 def tuning_data(profile, tokenizer) -> dict:
@@ -114,27 +134,39 @@ def tune_run(method: str, lr: float, seed: int, data: dict, profile) -> dict:
     return row
 
 
-def tune(grid: dict, seeds, profile, tokenizer, log=print) -> dict:
-    """Every (method, rate, seed) of ``grid`` x ``seeds``: a table with its recipe key."""
+def tune(grid: dict, seeds, profile, tokenizer, log=print, task: str = "domain") -> dict:
+    """Every (method, rate, seed) of ``grid`` x ``seeds`` on ``task``: a table with its recipe
+    key."""
     from .base import base_recipe_key
 
-    grid = check_grid(grid)
+    grid = check_grid(grid, task)
     seeds = list(seeds)
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ValueError(f"seeds={seeds!r} must be one or more whole numbers, e.g. [0, 1, 2].")
-    data = tuning_data(profile, tokenizer)
+    if task == "distill":
+        from .distill import distill_tuning_data as prepare, distill_tune_run as run
+    else:
+        prepare, run = tuning_data, tune_run
+    data = prepare(profile, tokenizer)
     rows = []
     for method, lrs in grid.items():
         for lr in lrs:
             for seed in seeds:
-                rows.append(tune_run(method, lr, seed, data, profile))
+                rows.append(run(method, lr, seed, data, profile))
                 if log:
                     r = rows[-1]
-                    log(f"{method:>9} lr={lr:<8g} seed {seed}: domain excess "
-                        f"{r['domain_excess']:.3f}, general loss {r['general_loss']:.3f} "
+                    shown = (("val_loss",) if task == "distill"
+                             else ("domain_excess", "general_loss"))
+                    scores = ", ".join(f"{m.replace('_', ' ')} {r[m]:.3f}" for m in shown)
+                    log(f"{method:>12} lr={lr:<8g} seed {seed}: {scores} "
                         f"({r['train_seconds']:.0f} s)")
-    return {"profile": profile.name, "recipe_key": base_recipe_key(profile, tokenizer),
-            "floor_nats": data["floor"], "rows": rows}
+    table = {"profile": profile.name, "task": task,
+             "recipe_key": base_recipe_key(profile, tokenizer), "rows": rows}
+    if "floor" in data:  # the domain notes' true entropy (nats/token)
+        table["floor_nats"] = data["floor"]
+    if "teacher_loss" in data:  # notebook 06's teacher on the validation blocks
+        table["teacher_loss"] = data["teacher_loss"]
+    return table
 
 
 def summary(table: dict) -> dict:
@@ -145,7 +177,7 @@ def summary(table: dict) -> dict:
     out = {}
     for key, rows in groups.items():
         entry = {"n": len(rows)}
-        for m in METRICS:
+        for m in TASK_METRICS[table.get("task", "domain")]:
             values = [r[m] for r in rows]
             entry[m] = statistics.mean(values)
             entry[m + "_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -153,15 +185,28 @@ def summary(table: dict) -> dict:
     return out
 
 
-def best_rate(table: dict, method: str, metric: str = "domain_excess",
+def seed_values(table: dict, method: str, lr: float, metric: str) -> list[float]:
+    """``metric`` of every seed's run of ``method`` at ``lr``, in seed order (for the notebooks'
+    checks, ``compare.clearly_better``)."""
+    rows = sorted((r for r in table["rows"] if r["method"] == method and r["lr"] == lr),
+                  key=lambda r: r["seed"])
+    if not rows:
+        raise ValueError(f"The table has no runs of {method!r} at lr={lr:g}.")
+    return [r[metric] for r in rows]
+
+
+def best_rate(table: dict, method: str, metric: str | None = None,
               one_std: bool = True) -> float:
     """``method``'s best learning rate by the mean ``metric`` over seeds (lower is better).
 
     With ``one_std`` (the default) it is the *lowest* rate whose mean is within one seed
     deviation of the best mean: among rates the seeds cannot tell apart, the gentlest, which
     forgets least (the one-standard-error rule of model selection). ``one_std=False`` returns
-    the plain argmin."""
-    check_method(method)
+    the plain argmin. ``metric`` defaults to the task's first score after the loss: the domain
+    excess (``domain``), the validation loss (``distill``)."""
+    task = table.get("task", "domain")
+    check_method(method, task)
+    metric = metric or {"domain": "domain_excess", "distill": "val_loss"}[task]
     stats = {lr: s for (m, lr), s in summary(table).items() if m == method}
     if not stats:
         raise ValueError(f"The table has no rows for {method!r}; it has "
@@ -173,10 +218,10 @@ def best_rate(table: dict, method: str, metric: str = "domain_excess",
     return min(lr for lr, s in stats.items() if s[metric] <= bar)
 
 
-def tuning_table_path(profile: str = "cpu") -> Path:
+def tuning_table_path(profile: str = "cpu", task: str = "domain") -> Path:
     from .tokenizer import DATA_DIR
 
-    return DATA_DIR / "tuning" / f"{profile}_domain.json"
+    return DATA_DIR / "tuning" / f"{profile}_{check_task(task)}.json"
 
 
 def save_tuning_table(table: dict, path) -> Path:
@@ -189,14 +234,14 @@ def save_tuning_table(table: dict, path) -> Path:
     return path
 
 
-def load_tuning_table(profile, tokenizer, path=None) -> dict:
+def load_tuning_table(profile, tokenizer, path=None, task: str = "domain") -> dict:
     """The shipped (or given) table, refused when it was made for another base model."""
     from .base import base_recipe_key
 
-    path = Path(path) if path is not None else tuning_table_path(profile.name)
+    path = Path(path) if path is not None else tuning_table_path(profile.name, task)
     if not path.exists():
         raise FileNotFoundError(f"No tuning table at {path}; make one with `python -m llmup_lib "
-                                f"tune --profile {profile.name} --out {path}`.")
+                                f"tune --task {task} --profile {profile.name} --out {path}`.")
     table = json.loads(path.read_text())
     key = base_recipe_key(profile, tokenizer)
     if table.get("recipe_key") != key:
@@ -207,18 +252,28 @@ def load_tuning_table(profile, tokenizer, path=None) -> dict:
 
 
 DEFAULT_LORA_LR = 1e-2  # LoRA's rate where no tuning table exists (full and scratch: the profile's)
+DEFAULT_STUDENT_LR = 1e-2  # notebook 06's students' rate where no tuning table exists
 
 
-def tuned_rates(profile, tokenizer, methods=("full", "lora-r2", "scratch"), log=print):
-    """``(rates, table)``: each method's best rate from the profile's shipped tuning table; for a
-    profile without one (only ``cpu`` ships a table) or a table made for another base model, the
-    suite's defaults (the profile's rate; ``DEFAULT_LORA_LR`` for LoRA) and ``None``, after one
-    line saying so and how to make the table."""
+def _default_rate(method: str, task: str, profile) -> float:
+    if task == "distill":
+        return DEFAULT_STUDENT_LR
+    return DEFAULT_LORA_LR if method.startswith("lora") else profile.lr
+
+
+def tuned_rates(profile, tokenizer, methods=("full", "lora-r2", "scratch"), log=print,
+                task: str = "domain"):
+    """``(rates, table)``: each method's best rate from the profile's shipped tuning table for
+    ``task``; for a profile without one (only ``cpu`` ships tables) or a table made for another
+    base model, the suite's defaults (the profile's rate; ``DEFAULT_LORA_LR`` for LoRA,
+    ``DEFAULT_STUDENT_LR`` for students) and ``None``, after one line saying so and how to make
+    the table."""
+    for method in methods:
+        check_method(method, task)
     try:
-        table = load_tuning_table(profile, tokenizer)
+        table = load_tuning_table(profile, tokenizer, task=task)
     except (FileNotFoundError, ValueError) as err:
         if log:
             log(f"{err} Using the default rates until then.")
-        return {m: DEFAULT_LORA_LR if check_method(m).startswith("lora") else profile.lr
-                for m in methods}, None
+        return {m: _default_rate(m, task, profile) for m in methods}, None
     return {m: best_rate(table, m) for m in methods}, table

@@ -397,3 +397,51 @@ def test_without_t_squared_the_teacher_weighs_less_in_training(pair, char_tok, t
                              alpha=0.5, temperature=4.0, t_squared=flag)
     kd = {flag: [row["kd"] for row in r.history if "kd" in row][0] for flag, r in runs.items()}
     assert kd[False] == pytest.approx(kd[True] / 16, rel=1e-4)
+
+
+def test_half_depth_student_takes_every_other_teacher_layer(char_tok):
+    from llmup_lib.distill import half_depth_student
+
+    teacher = build_model("mini", char_tok, 32, seed=3)  # 4 layers
+    student = half_depth_student(teacher)
+    assert student.config.num_hidden_layers == 2
+    assert student.config.hidden_size == teacher.config.hidden_size
+    s, t = student.state_dict(), teacher.state_dict()
+    for i, j in ((0, 0), (1, 2)):
+        for name in ("self_attn.q_proj.weight", "mlp.down_proj.weight", "input_layernorm.weight"):
+            assert torch.equal(s[f"model.layers.{i}.{name}"], t[f"model.layers.{j}.{name}"])
+    assert torch.equal(s["model.embed_tokens.weight"], t["model.embed_tokens.weight"])
+    assert torch.equal(s["model.norm.weight"], t["model.norm.weight"])
+    random = half_depth_student(teacher, from_teacher=False)
+    assert not torch.equal(random.state_dict()["model.layers.1.mlp.down_proj.weight"],
+                           t["model.layers.2.mlp.down_proj.weight"])
+    # it runs, with the KV cache of its own depth
+    out = student.generate(torch.ones(1, 1, dtype=torch.long), max_new_tokens=3, min_new_tokens=3,
+                           do_sample=False)
+    assert out.shape == (1, 4)
+
+
+def test_distill_tuning_task_trains_every_student(monkeypatch, tmp_path):
+    """`tune --task distill` on a tiny profile: every method, rate and seed, scored by
+    validation loss; alpha 0 ('scratch') differs from KD; the best rate comes from val_loss."""
+    import llmup_lib.distill as D
+    from llmup_lib.profiles import get_profile
+    from llmup_lib.tokenizer import load_tokenizer
+    from llmup_lib.tuning import best_rate, check_method, summary, tune
+
+    monkeypatch.setenv("LLMUP_CACHE", str(tmp_path))
+    monkeypatch.setattr(D, "STUDENT_STEPS", 3)
+    monkeypatch.setattr(D, "N_TRANSFER", 8)
+    profile = get_profile("cpu", base_size="mini", base_steps=4, n_general=40, n_val=8)
+    table = tune({"scratch": [1e-2], "kd": [1e-2, 3e-2], "kd-half-init": [3e-3]}, [0, 1],
+                 profile, load_tokenizer(), log=None, task="distill")
+    assert table["task"] == "distill" and table["teacher_loss"] > 0
+    assert len(table["rows"]) == 8 and all(r["steps"] == 3 for r in table["rows"])
+    assert all(math.isfinite(r["val_loss"]) for r in table["rows"])
+    stats = summary(table)
+    assert stats[("kd", 1e-2)]["val_loss"] != stats[("scratch", 1e-2)]["val_loss"]
+    assert best_rate(table, "kd") in (1e-2, 3e-2)
+    with pytest.raises(ValueError, match="Unknown distillation method 'full'.*kd-half-init"):
+        check_method("full", "distill")
+    with pytest.raises(ValueError, match="Unknown tuning task 'pretrain'"):
+        tune({"kd": [1e-2]}, [0], profile, load_tokenizer(), log=None, task="pretrain")

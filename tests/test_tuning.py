@@ -8,7 +8,8 @@ import pytest
 from llmup_lib.profiles import get_profile
 from llmup_lib.tokenizer import load_tokenizer
 from llmup_lib.tuning import (DEFAULT_LORA_LR, best_rate, check_method, load_tuning_table,
-                              parse_grid, save_tuning_table, summary, tune, tuned_rates)
+                              parse_grid, save_tuning_table, seed_values, summary, tune,
+                              tuned_rates)
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +127,28 @@ def test_tuned_rates_fall_back_to_the_defaults_without_a_table(tmp_path):
         assert table is None
         assert rates == {"full": profile.lr, "lora-r2": DEFAULT_LORA_LR, "scratch": profile.lr}
     assert all("llmup_lib tune" in line and "default rates" in line for line in lines)
+
+
+def test_student_rates_come_from_the_distill_table_or_the_default():
+    from llmup_lib.tuning import DEFAULT_STUDENT_LR
+
+    tok = load_tokenizer()
+    methods = ("scratch", "kd")
+    rates, table = tuned_rates(get_profile("cpu"), tok, methods, log=None, task="distill")
+    assert table is not None and table["task"] == "distill"
+    assert rates == {m: best_rate(table, m) for m in methods}
+    lines = []
+    rates, table = tuned_rates(get_profile("gpu"), tok, methods, log=lines.append, task="distill")
+    assert table is None and rates == dict.fromkeys(methods, DEFAULT_STUDENT_LR)
+    assert "tune --task distill" in lines[0]
+    with pytest.raises(ValueError, match="Unknown distillation method 'lora-r2'"):
+        tuned_rates(get_profile("cpu"), tok, ("lora-r2",), log=None, task="distill")
+
+
+def test_seed_values_are_one_per_seed_in_seed_order(table):
+    values = seed_values(table, "full", 1e-3, "domain_loss")
+    rows = sorted((r for r in table["rows"] if r["method"] == "full" and r["lr"] == 1e-3),
+                  key=lambda r: r["seed"])
+    assert values == [r["domain_loss"] for r in rows] and len(values) == 2
+    with pytest.raises(ValueError, match="no runs of 'full' at lr=0.5"):
+        seed_values(table, "full", 0.5, "domain_loss")
