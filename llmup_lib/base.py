@@ -3,12 +3,15 @@
 Notebook 01 trains it from scratch in about a minute and a half. Later notebooks must open cold
 within their own budget, so the ``cpu`` profile's checkpoint is shipped in ``data/base/cpu``
 (under 4 MB) and ``python -m llmup_lib build-base`` rebuilds it with this exact recipe; notebook
-01 checks that its rebuild matches the shipped one. Other profiles train once into
+01 checks that its rebuild matches the shipped one. Notebook 07's scaling option, a larger model
+pretrained on more data (``LARGER``), is shipped too (``data/base/cpu_larger``, float16 weights,
+made by ``build-base --larger --half``). Other profiles train once into
 ``~/.cache/llmup`` (cache-or-train), since their checkpoints are too large to ship.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -16,13 +19,20 @@ import shutil
 import warnings
 from pathlib import Path
 
+import torch
+
 from .corpora import load_corpus
 from .models import build_model, load_model
 from .profiles import Profile, get_profile
 from .tokenizer import DATA_DIR, load_tokenizer, pack_blocks
 from .train import TrainConfig, TrainResult, eval_loss, train, verify_manifest, write_manifest
 
-SHIPPED = {"cpu"}  # profiles whose base checkpoint lives in data/base/
+SHIPPED = {"cpu"}  # profiles whose base checkpoints live in data/base/
+# Notebook 07's scaling option, "a larger pretrained model": the next family size up, pretrained
+# on three times the stories for three times the steps at the family's rate rule (0.384 / width),
+# as a larger checkpoint comes with a larger pretraining run. Made by `build-base --larger`.
+LARGER = {"cpu": {"base_size": "base", "base_steps": 1200, "n_general": 12000, "lr": 2e-3},
+          "gpu": {"base_size": "large", "base_steps": 9000, "n_general": 120000, "lr": 1e-3}}
 WORLD_VERSION = "1+health"  # world.py: stories and a tenth of health text (shared vocabulary)
 # Profile values that do not change the base model (device: same recipe, another chip).
 _NOT_IN_BASE_RECIPE = ("name", "device", "n_domain")
@@ -52,20 +62,38 @@ def base_recipe_key(profile: Profile, tokenizer=None) -> str:
     return _digest({"profile": values, "vocab": vocab_digest(tokenizer), "world": WORLD_VERSION})
 
 
-def _is_shipped(profile: Profile) -> bool:
-    """The profile's own recipe (no overrides) is the one shipped in data/base/."""
+def larger_base_profile(profile: Profile) -> Profile:
+    """The recipe of notebook 07's larger pretrained model for ``profile``'s name."""
+    return get_profile(profile.name, **LARGER[profile.name])
+
+
+def _same_recipe(a: Profile, b: Profile) -> bool:
+    return all(getattr(a, k) == getattr(b, k) for k in b.to_dict() if k not in _NOT_IN_BASE_RECIPE)
+
+
+def _shipped_name(profile: Profile) -> str | None:
+    """The folder in data/base/ that holds this profile's base model, or None when its recipe
+    (overrides included) is not a shipped one: ``<name>`` for the profile's own base,
+    ``<name>_larger`` for notebook 07's larger pretrained model."""
     if profile.name not in SHIPPED:
-        return False
-    shipped = get_profile(profile.name)
-    return all(getattr(profile, k) == getattr(shipped, k) for k in shipped.to_dict()
-               if k not in _NOT_IN_BASE_RECIPE)
+        return None
+    if _same_recipe(profile, get_profile(profile.name)):
+        return profile.name
+    if _same_recipe(profile, larger_base_profile(profile)):
+        return f"{profile.name}_larger"
+    return None
+
+
+def _is_shipped(profile: Profile) -> bool:
+    """The profile's recipe is one shipped in data/base/."""
+    return _shipped_name(profile) is not None
 
 
 def base_dir(profile: Profile, tokenizer=None) -> Path:
-    """``data/base/<name>`` for a shipped profile as it is; otherwise
+    """``data/base/<name>`` (or ``<name>_larger``) for a shipped recipe; otherwise
     ``$LLMUP_CACHE/base/<name>-<recipe key>``."""
     if _is_shipped(profile):
-        return DATA_DIR / "base" / profile.name
+        return DATA_DIR / "base" / _shipped_name(profile)
     return cache_dir() / "base" / f"{profile.name}-{base_recipe_key(profile, tokenizer)}"
 
 
@@ -94,13 +122,17 @@ def train_base_model(profile: Profile | None = None, progress: bool = True) -> T
     return train(model, train_blocks, val_blocks, cfg)
 
 
-def save_base_model(result: TrainResult, profile: Profile, path: Path | None = None) -> Path:
-    """Save the model and the validation loss a rebuild must match."""
+def save_base_model(result: TrainResult, profile: Profile, path: Path | None = None,
+                    half: bool = False) -> Path:
+    """Save the model and the validation loss a rebuild must match. ``half`` stores float16
+    weights (half the file); the loss recorded is the one of the weights as stored."""
     path = Path(path or base_dir(profile))
-    result.model.save_pretrained(path)
+    model = copy.deepcopy(result.model).half().float() if half else result.model
+    (copy.deepcopy(model).half() if half else model).save_pretrained(path)
     tokenizer = load_tokenizer()
     _, val_blocks = general_blocks(profile, tokenizer)
-    metrics = {"profile": profile.name, "val_loss": eval_loss(result.model, val_blocks, 32),
+    metrics = {"profile": profile.name, "base_size": profile.base_size,
+               "val_loss": eval_loss(model, val_blocks, 32),
                "steps": profile.base_steps, "recipe_key": base_recipe_key(profile, tokenizer)}
     (path / "base_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return path
@@ -127,7 +159,7 @@ def load_base_model(profile: Profile | None = None, progress: bool = True):
         problem = verify_manifest(path)
         try:
             if problem is None or problem.startswith("no "):  # "no manifest": an older cache
-                return load_model(path).to(profile.torch_device())
+                return load_model(path, dtype=torch.float32).to(profile.torch_device())
         except ValueError:
             problem = "unreadable"
         warnings.warn(f"The cached base model in {str(path)!r} is corrupt ({problem}); "
@@ -139,4 +171,4 @@ def load_base_model(profile: Profile | None = None, progress: bool = True):
                                     "`python -m llmup_lib build-base` to rebuild it.")
         save_base_model(train_base_model(profile, progress), profile, path)
         write_manifest(path)
-    return load_model(path).to(profile.torch_device())
+    return load_model(path, dtype=torch.float32).to(profile.torch_device())

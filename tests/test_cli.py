@@ -68,3 +68,24 @@ def test_version_flag_and_no_stray_version_line(capsys, tmp_path):
     assert stop.value.code == 0 and capsys.readouterr().out.startswith("llmup ")
     main(["info"])
     assert "llmup 0" not in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_the_larger_pretrained_model_is_shipped_as_its_own_recipe():
+    """Notebook 07's scaling option: the LARGER recipe lives in data/base/cpu_larger (float16 on
+    disk, float32 in memory), is refused for any other recipe, and is better pretrained than the
+    base model on the same validation stories."""
+    import torch
+
+    import llmup_lib.base as B
+
+    larger = B.larger_base_profile(get_profile("cpu"))
+    assert base_dir(larger) == B.DATA_DIR / "base" / "cpu_larger"
+    assert base_dir(get_profile("cpu", base_size=larger.base_size)).parent != B.DATA_DIR / "base"
+    model = load_base_model(larger, progress=False)
+    assert next(model.parameters()).dtype == torch.float32
+    assert model.config.num_hidden_layers == 6 and model.config.hidden_size == 192
+    recorded = B.shipped_metrics(larger)
+    assert recorded["recipe_key"] == B.base_recipe_key(larger)
+    assert recorded["val_loss"] < B.shipped_metrics(get_profile("cpu"))["val_loss"] - 0.03
+    weights = (base_dir(larger) / "model.safetensors").stat().st_size
+    assert weights < 2.1 * model.num_parameters()  # two bytes a weight: float16

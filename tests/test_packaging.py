@@ -55,7 +55,9 @@ def test_a_non_editable_install_loads_the_shipped_tokenizer_and_base_model(tmp_p
                     "llmup_lib/data/base/cpu/model.safetensors",
                     "llmup_lib/data/base/cpu/config.json",
                     "llmup_lib/data/scaling/cpu_family.json",
-                    "llmup_lib/data/tuning/cpu_domain.json"):
+                    "llmup_lib/data/base/cpu_larger/model.safetensors",
+                    "llmup_lib/data/tuning/cpu_domain.json",
+                    "llmup_lib/data/tuning/cpu_distill.json"):
         assert shipped in names, f"{shipped} is not in the wheel"
     assert any(n.endswith("licenses/LICENSE") for n in names)
     assert not any("__pycache__" in n for n in names)
