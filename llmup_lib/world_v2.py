@@ -88,6 +88,12 @@ TEMPLATES = {
              "{s} loved to eat {o}.", "Of all foods, {s} liked {o}."),
 }
 RELATIONS = tuple(TEMPLATES)
+# With ``pronouns``, a single-phrasing person's facts name them once, in the intro, and then say
+# "They", as Allen-Zhu & Li's bioS does: the fact is stored behind the story's context, not
+# behind the name. Augmented people keep the name in every sentence (itself an augmentation:
+# the paper's "fullname").
+PRONOUN_TEMPLATES = {"lives_in": "They lived in {o}.", "job": "They worked as a {o}.",
+                     "pet": "They had a pet {o}.", "food": "Their favourite food was {o}."}
 INTROS = ("This is a story about {s}.", "Here is a story about {s}.",
           "Once upon a time, there was someone called {s}.")
 # Single-person events from world.py (those with a second person {q} are left out).
@@ -107,6 +113,7 @@ class WorldV2:
     weights: np.ndarray = field(repr=False)  # p_k, summing to 1
     max_events: int = 2
     clinic: v1.World = field(repr=False, default=None)  # conditions, drugs, regimens
+    pronouns: bool = False  # single-phrasing facts say "They" after the intro (PRONOUN_TEMPLATES)
     choice: dict = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -133,9 +140,10 @@ def zipf_weights(n: int, exponent: float) -> np.ndarray:
 
 def make_world_v2(seed: int = 0, n_people: int = 2000, zipf_exponent: float = 1.5,
                   augmented_share: float = 0.5, health_share: float = 0.1,
-                  max_events: int = 2) -> WorldV2:
+                  max_events: int = 2, pronouns: bool = False) -> WorldV2:
     """The v2 world; deterministic given its arguments (see the module doc). A story states
-    its subject's four facts, then 1 to ``max_events`` events (0: none, a bare biography)."""
+    its subject's four facts, then 1 to ``max_events`` events (0: none, a bare biography).
+    ``pronouns``: single-phrasing people are named in the intro only (``PRONOUN_TEMPLATES``)."""
     _check_number("zipf_exponent", zipf_exponent, 0.0, open_low=True,
                   fix="pass e.g. zipf_exponent=1.5 (larger: a shorter tail).")
     most = len(FIRST_NAMES) * len(SURNAMES)
@@ -147,6 +155,9 @@ def make_world_v2(seed: int = 0, n_people: int = 2000, zipf_exponent: float = 1.
                   fix="pass a share between 0 and 1, e.g. health_share=0.1.")
     _check_number("max_events", max_events, 0, len(EVENTS), integer=True,
                   fix="pass e.g. max_events=2 (0: biographies without events).")
+    if not isinstance(pronouns, bool):
+        raise ValueError(f"pronouns={pronouns!r} must be True or False; pass pronouns=True to "
+                         "name single-phrasing people in the intro only.")
     rng = random.Random(_derive_seed(seed, "world-v2"))
     names = [f"{f} {s}" for f, s in itertools.product(FIRST_NAMES, SURNAMES)]
     people = tuple(rng.sample(names, n_people))
@@ -158,12 +169,14 @@ def make_world_v2(seed: int = 0, n_people: int = 2000, zipf_exponent: float = 1.
                           > math.floor(k * augmented_share))
     world = WorldV2(seed, float(zipf_exponent), people, facts, augmented, float(health_share),
                     zipf_weights(n_people, zipf_exponent), max_events,
-                    clinic=v1.make_world(seed))
+                    clinic=v1.make_world(seed), pronouns=pronouns)
     _build_choices(world)
     return world
 
 
 def _fact_sentence(w: WorldV2, person: str, relation: str, template: int = 0) -> str:
+    if w.pronouns and person not in w.augmented:
+        return PRONOUN_TEMPLATES[relation].format(o=w.facts[person][relation])
     return TEMPLATES[relation][template].format(s=person, o=w.facts[person][relation])
 
 
@@ -185,9 +198,10 @@ def _build_choices(w: WorldV2) -> None:
     v1.build_health_choices(c)
     # Everything a story body may offer at one point comes from this one set: every fact in
     # every phrasing, every event and ending opening.
-    _check_prefix_free([_fact_sentence(w, p, r, t) for p in w.people for r in RELATIONS
-                        for t in range(len(TEMPLATES[r]))]
-                       + [o for o, _ in c["events"] + c["endings"]])
+    # (a set: with pronouns, people who share a value share its sentence, never offered twice)
+    _check_prefix_free({_fact_sentence(w, p, r, t) for p in w.people for r in RELATIONS
+                        for t in range(len(TEMPLATES[r]))}
+                       | {o for o, _ in c["events"] + c["endings"]})
 
 
 # ----------------------------------------------------------------------------- the programs

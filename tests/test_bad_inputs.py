@@ -217,6 +217,8 @@ ROWS = [
      ["health_share=-0.1", "pass a share between 0 and 1"]),
     ("world-max-events", lambda c: world_v2.make_world_v2(max_events=-1), ValueError,
      ["max_events=-1", "pass e.g. max_events=2"]),
+    ("world-pronouns", lambda c: world_v2.make_world_v2(pronouns="yes"), ValueError,
+     ["pronouns='yes'", "must be True or False", "pronouns=True"]),
     ("world-v1-health-share", lambda c: world.make_world(0, health_share=1.0), ValueError,
      ["health_share=1.0", "must be a number in [0, 1)", "health_share=0.1"]),
     ("tune-method", lambda c: tuning.parse_grid(["lora=1e-2"]), ValueError,

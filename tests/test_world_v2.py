@@ -224,3 +224,29 @@ def test_instruction_set_splits_by_person(world):
     assert world.facts[row["subject"]][row["relation"]] == row["answer"]
     assert row["response"].endswith(row["answer"] + ".")
     assert 0 < sum(ds["test"]["augmented"]) < len(ds["test"])
+
+
+def test_pronouns_name_single_phrasing_people_in_the_intro_only():
+    """bioS's style (Allen-Zhu & Li 3.1): a single-phrasing person is named once, then 'They';
+    augmented people keep the name in every sentence; texts still parse to their exact
+    log-probability, and the facts (hence the knowledge bits) are the same as without."""
+    w = W.make_world_v2(seed=3, n_people=60, zipf_exponent=1.2, augmented_share=0.5,
+                        max_events=0, pronouns=True)
+    plain = W.make_world_v2(seed=3, n_people=60, zipf_exponent=1.2, augmented_share=0.5,
+                            max_events=0)
+    assert w.facts == plain.facts and w.augmented == plain.augmented
+    docs = W.generate(w, "general", 300, seed=1)
+    seen = {True: 0, False: 0}
+    for d in docs:
+        assert W.parse_text(w, d.text).logprob == pytest.approx(d.logprob, abs=1e-9)
+        if not d.text.startswith(W.INTROS[0].split("{s}")[0]):
+            continue
+        person = next(p for p in w.people if d.text.startswith(W.INTROS[0].format(s=p)))
+        augmented = person in w.augmented
+        fact_sentences = d.text[len(W.INTROS[0].format(s=person)):].split(". ")[:4]
+        assert all((person in f) == augmented for f in fact_sentences), d.text
+        assert ("They lived in " + w.facts[person]["lives_in"] in d.text) != augmented
+        seen[augmented] += 1
+    assert min(seen.values()) > 10
+    with pytest.raises(ValueError, match="pronouns='yes' must be True or False"):
+        W.make_world_v2(pronouns="yes")
