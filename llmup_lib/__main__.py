@@ -86,10 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         tok = build_suite_tokenizer()
         print(f"saved a {len(tok)}-token BPE to {TOKENIZER_DIR}")
     elif args.command == "build-base":
-        from .base import save_base_model, train_base_model
+        from .base import larger_base_profile, save_base_model, train_base_model
         from .profiles import get_profile
-
-        from .base import larger_base_profile
 
         profile = get_profile(args.profile)
         if args.larger:

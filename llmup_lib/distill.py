@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .evaluate import generation_times
-from .train import TrainConfig, TrainResult, causal_lm_loss, split_blocks, train
+from .train import TrainConfig, TrainResult, causal_lm_loss, eval_loss, split_blocks, train
 
 DIVERGENCES = ("forward", "reverse", "jsd")
 
@@ -410,8 +410,6 @@ def distill_tuning_data(profile, tokenizer) -> dict:
     teacher = load_base_model(profile, progress=False)
     train_blocks, val_blocks = general_blocks(profile, tokenizer)
     transfer = transfer_set(train_blocks, profile.seed)
-    from .train import eval_loss
-
     return {"teacher": teacher, "transfer": transfer, "val": val_blocks,
             "cache": TeacherCache(teacher, transfer, progress=False), "tokenizer": tokenizer,
             "teacher_loss": eval_loss(teacher, val_blocks, 16)}
