@@ -127,8 +127,9 @@ def save_base_model(result: TrainResult, profile: Profile, path: Path | None = N
     """Save the model and the validation loss a rebuild must match. ``half`` stores float16
     weights (half the file); the loss recorded is the one of the weights as stored."""
     path = Path(path or base_dir(profile))
-    model = copy.deepcopy(result.model).half().float() if half else result.model
-    (copy.deepcopy(model).half() if half else model).save_pretrained(path)
+    model = copy.deepcopy(result.model).half() if half else result.model
+    model.save_pretrained(path)
+    model = model.float()  # in memory as the weights were stored (rounded to float16)
     tokenizer = load_tokenizer()
     _, val_blocks = general_blocks(profile, tokenizer)
     metrics = {"profile": profile.name, "base_size": profile.base_size,

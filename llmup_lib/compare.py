@@ -25,6 +25,16 @@ def mean_std(values) -> tuple[float, float]:
     return statistics.mean(values), statistics.stdev(values)
 
 
+def separation(better, worse, *, spreads: float = 2.0,
+               higher_is_better: bool = False) -> tuple[float, float]:
+    """``(gap, bar)``: the difference of the two arms' means over seeds, signed so that positive
+    means ``better`` wins, and ``spreads`` times the sum of their standard deviations (the two
+    error bars of ``spreads`` deviations touch when the gap equals the bar)."""
+    (b_mean, b_std), (w_mean, w_std) = mean_std(better), mean_std(worse)
+    gap = (b_mean - w_mean) if higher_is_better else (w_mean - b_mean)
+    return gap, spreads * (b_std + w_std)
+
+
 def clearly_better(better, worse, *, spreads: float = 2.0, min_gap: float = 0.0,
                    higher_is_better: bool = False, what: str = "the score") -> float:
     """Check that ``better`` beats ``worse`` beyond the seed spread and return the gap.
@@ -36,10 +46,10 @@ def clearly_better(better, worse, *, spreads: float = 2.0, min_gap: float = 0.0,
     ``what`` and the numbers, when it does not: two identical arms (a null experiment) or an arm
     that did not train (a broken one) fail."""
     better, worse = list(better), list(worse)
-    (b_mean, b_std), (w_mean, w_std) = mean_std(better), mean_std(worse)
-    gap = (b_mean - w_mean) if higher_is_better else (w_mean - b_mean)
-    bar = max(spreads * (b_std + w_std), min_gap)
+    gap, bar = separation(better, worse, spreads=spreads, higher_is_better=higher_is_better)
+    bar = max(bar, min_gap)
     if not gap > bar:
+        (b_mean, b_std), (w_mean, w_std) = mean_std(better), mean_std(worse)
         raise AssertionError(f"{what}: {b_mean:.4g} ± {b_std:.2g} against {w_mean:.4g} ± "
                              f"{w_std:.2g} ({len(better)} and {len(worse)} seeds) is a "
                              f"gap of {gap:+.4g}, not beyond {bar:.4g} ({spreads:g} seed "

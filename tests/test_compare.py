@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from llmup_lib.compare import clearly_better, mean_std
+from llmup_lib.compare import clearly_better, mean_std, separation
 from llmup_lib.distill import check_kd_beats_scratch, gap_closed
 from llmup_lib.finetune import check_lora_vs_full, check_masking, check_transfer
 from llmup_lib.profiles import get_profile
@@ -19,6 +19,7 @@ from llmup_lib.tuning import best_rate, load_tuning_table, seed_values
 # ----------------------------------------------------------------------------- clearly_better
 def test_clearly_better_needs_a_gap_beyond_both_error_bars():
     assert clearly_better([1.0, 1.1, 0.9], [2.0, 2.1, 1.9]) == pytest.approx(1.0)
+    assert separation([1.0, 1.1, 0.9], [2.0, 2.1, 1.9]) == (pytest.approx(1.0), pytest.approx(0.4))
     assert clearly_better([0.7, 0.69, 0.71], [0.4, 0.45, 0.44], higher_is_better=True) > 0
     with pytest.raises(AssertionError, match="the score: .* not beyond"):
         clearly_better([1.0, 1.1, 0.9], [1.0, 1.1, 0.9])  # a null experiment: the same arm
