@@ -120,11 +120,47 @@ def generate(model, tokenizer, prompt: str, max_new_tokens: int = 60, temperatur
     return tokenizer.decode(out[0, len(ids):], skip_special_tokens=True)
 
 
+@torch.no_grad()
+def generate_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int = 60,
+                    batch_size: int = 64) -> list[str]:
+    """Greedy continuations of many prompts, ``batch_size`` at a time: the same text as
+    ``generate(..., greedy=True)`` one prompt at a time (each prompt after a document boundary,
+    left-padded and masked, so its positions and attention are its own), about 10x faster for
+    the suite's small models on a CPU, where a decoding step costs the same for 1 or 64 rows."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size={batch_size!r} must be a positive whole number; pass e.g. "
+                         "64.")
+    boundary = tokenizer.bos_token_id if tokenizer.bos_token_id is not None \
+        else tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    encoded = []
+    for prompt in prompts:
+        ids = tokenizer.encode(prompt, add_special_tokens=False)
+        encoded.append(ids if ids and ids[0] == boundary else [boundary, *ids])
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # less padding
+    device = next(model.parameters()).device
+    model.eval()
+    texts: dict[int, str] = {}
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        width = max(len(encoded[i]) for i in chunk)
+        ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in chunk],
+                           device=device)
+        mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i])
+                             for i in chunk], device=device)
+        out = model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                             do_sample=False, temperature=None, top_k=None, top_p=None,
+                             pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
+        for i, row in zip(chunk, out):
+            texts[i] = tokenizer.decode(row[width:], skip_special_tokens=True)
+    return [texts[i] for i in range(len(encoded))]
+
+
 def exact_match(model, tokenizer, questions: list[str], answers: list[str], prompt_fn,
                 max_new_tokens: int = 16) -> dict:
     """Greedy answers to ``prompt_fn(question)``, cut at the first newline, vs the gold answers."""
-    preds = [generate(model, tokenizer, prompt_fn(q), max_new_tokens, greedy=True)
-             .split("\n")[0].strip() for q in questions]
+    preds = [text.split("\n")[0].strip() for text in
+             generate_greedy(model, tokenizer, [prompt_fn(q) for q in questions], max_new_tokens)]
     hits = [p == a.strip() for p, a in zip(preds, answers)]
     return {"accuracy": sum(hits) / max(len(hits), 1), "predictions": preds}
 

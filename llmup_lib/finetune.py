@@ -356,11 +356,11 @@ def instruction_rows(tokenizer, questions, answers, mask_prompt: bool = True,
 
 
 def answer_questions(model, tokenizer, questions, max_new_tokens: int = 12) -> list[str]:
-    """Greedy answers of a chat model, cut at its end-of-turn."""
-    from .evaluate import generate
+    """Greedy answers of a chat model, cut at its end-of-turn (many questions at once)."""
+    from .evaluate import generate_greedy
 
-    return [generate(model, tokenizer, chat_prompt(tokenizer, q), max_new_tokens, greedy=True)
-            .strip() for q in questions]
+    prompts = [chat_prompt(tokenizer, q) for q in questions]
+    return [text.strip() for text in generate_greedy(model, tokenizer, prompts, max_new_tokens)]
 
 
 # ----------------------------------------------------------------------------- the domain task

@@ -5,8 +5,8 @@ import pytest
 
 from llmup_lib.base import load_base_model, shipped_metrics
 from llmup_lib.evaluate import (count_tokens_per_char, exact_match, fact_accuracy, generate,
-                                generation_speed, language_model_metrics, peak_memory_mb,
-                                sequence_logprobs)
+                                generate_greedy, generation_speed, language_model_metrics,
+                                peak_memory_mb, sequence_logprobs)
 from llmup_lib.exercises import check_bits_per_char, check_param_count, check_perplexity
 from llmup_lib.models import build_model
 from llmup_lib.profiles import get_profile
@@ -57,6 +57,20 @@ def test_generate_is_seeded_and_checks_temperature(base):
     with pytest.raises(ValueError, match="temperature=0"):
         generate(model, tok, "Once", 5, temperature=0)
     assert sample_text(model, tok, "Once", 0.7, seed=3).startswith("Once")
+
+
+def test_batched_greedy_generation_repeats_one_prompt_at_a_time(base):
+    """Prompts of different lengths, left-padded in one batch (and split over batches), give the
+    text each gives alone: padding is masked and positions start at each prompt's own start."""
+    model, tok = base
+    prompts = ["Once", "This is a story about Mia. Mia lived in", "Tess had a pet",
+               "<|endoftext|>The", "Finn worked as a baker. Finn had a pet dog. Finn liked"]
+    alone = [generate(model, tok, p, 12, greedy=True) for p in prompts]
+    assert generate_greedy(model, tok, prompts, 12) == alone
+    assert generate_greedy(model, tok, prompts, 12, batch_size=2) == alone
+    assert len(set(alone)) > 1  # the prompts lead somewhere different
+    with pytest.raises(ValueError, match="batch_size=0 must be a positive whole number"):
+        generate_greedy(model, tok, prompts, 4, batch_size=0)
 
 
 def test_exact_match_scores_predictions(base):
