@@ -1,4 +1,5 @@
-"""Command line: ``python -m llmup_lib {info,build-tokenizer,build-base,sweep,tune,run-all}``."""
+"""Command line: ``python -m llmup_lib COMMAND``: info, build-tokenizer, build-base, sweep, tune,
+extraction, run-all."""
 
 from __future__ import annotations
 
@@ -50,15 +51,30 @@ def main(argv: list[str] | None = None) -> None:
                           "of notebook 06's students (--task distill)")
     tune.add_argument("--profile", default=None, help="cpu (default) or gpu")
     tune.add_argument("--grid", action="append", default=None, metavar="METHOD=LR,LR,...",
-                      help="a method and its rates, repeatable; methods: full, scratch, lora-rK "
-                      "(domain); scratch, kd, kd-half, kd-half-init, t4-with-t2, t4-without-t2 "
-                      "(distill) (default: the shipped table's grid)")
+                      help="a method and its rates, repeatable; methods: full, scratch, larger, "
+                      "lora-rK (domain); scratch, kd, kd-half, kd-half-init, t4-with-t2, "
+                      "t4-without-t2 (distill) (default: the shipped table's grid)")
     tune.add_argument("--task", default="domain", choices=("domain", "distill"),
                       help="domain: notebooks 02-03's fine-tuning methods (default); distill: "
                       "notebook 06's students")
     tune.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     tune.add_argument("--out", default=None,
                       help="table to write (default: data/tuning/<profile>_<task>.json)")
+    tune.add_argument("--extend", action="store_true",
+                      help="add the grid's runs to the existing --out table (runs it already "
+                      "holds are skipped) instead of replacing it")
+    extraction = sub.add_parser("extraction", help="pretrain small models on biographies written "
+                                "one way or several, instruction-tune them and score held-out "
+                                "questions (notebook 04's extraction table)")
+    extraction.add_argument("--arms", default="single,fullname,augmented",
+                            help="comma-separated arms: single, fullname, augmented (default all)")
+    extraction.add_argument("--seeds", default="0,1,2",
+                            help="comma-separated seeds (default 0,1,2)")
+    extraction.add_argument("--save-bases", action="store_true",
+                            help="also save the first seed's single and augmented bases "
+                            "(float16) in data/extraction/, the ones notebook 04 tunes live")
+    extraction.add_argument("--out", default=None,
+                            help="table to write (default: data/extraction/cpu.json)")
     runall = sub.add_parser("run-all", help="execute every notebook headless, one fresh kernel "
                             "each, and print a table of status, time, peak memory and key result")
     runall.add_argument("--out", default="executed", help="folder for the executed copies")
@@ -100,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
         _sweep(args)
     elif args.command == "tune":
         _tune(args)
+    elif args.command == "extraction":
+        _extraction(args)
     elif args.command == "run-all":
         from . import runall
 
@@ -116,7 +134,9 @@ def main(argv: list[str] | None = None) -> None:
 
 DEFAULT_TUNING_GRID = {
     "domain": ["full=3e-4,1e-3,3e-3,1e-2,3e-2", "lora-r2=3e-3,1e-2,3e-2,1e-1",
-               "scratch=1e-3,3e-3,1e-2,3e-2"],
+               "scratch=1e-3,3e-3,1e-2,3e-2", "lora-r1=1e-2,3e-2,1e-1",
+               "lora-r4=3e-3,1e-2,3e-2,1e-1", "lora-r8=3e-3,1e-2,3e-2",
+               "lora-r16=1e-3,3e-3,1e-2,3e-2", "larger=1e-3,3e-3,1e-2"],
     "distill": ["scratch=3e-3,1e-2,3e-2", "kd=3e-3,1e-2,3e-2", "kd-half=1e-3,3e-3,1e-2",
                 "kd-half-init=3e-4,1e-3,3e-3,1e-2", "t4-with-t2=1e-2", "t4-without-t2=1e-2"],
 }
@@ -128,7 +148,8 @@ def _tune(args) -> None:
 
     from .profiles import get_profile
     from .tokenizer import load_tokenizer
-    from .tuning import parse_grid, save_tuning_table, tune, tuning_table_path
+    from .tuning import (extend_table, load_tuning_table, parse_grid, save_tuning_table, tune,
+                         tuning_table_path)
 
     profile = get_profile(args.profile)
     specs = args.grid or DEFAULT_TUNING_GRID[args.task]
@@ -137,12 +158,49 @@ def _tune(args) -> None:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
         raise SystemExit(f"--seeds {args.seeds!r} must be whole numbers, e.g. 0,1,2.") from None
+    tokenizer = load_tokenizer()
+    path = args.out or tuning_table_path(profile.name, args.task)
+    previous = None
+    if args.extend:
+        try:
+            previous = load_tuning_table(profile, tokenizer, path, task=args.task)
+        except (FileNotFoundError, ValueError) as err:
+            raise SystemExit(f"error: --extend: {err}") from None
+    skip = {(r["method"], r["lr"], r["seed"]) for r in previous["rows"]} if previous else ()
     start = time.perf_counter()
-    table = tune(grid, seeds, profile, load_tokenizer(), task=args.task)
-    table["command"] = f"python -m llmup_lib tune --task {args.task} " + " ".join(
+    table = tune(grid, seeds, profile, tokenizer, task=args.task, skip=skip)
+    command = f"python -m llmup_lib tune --task {args.task} " + " ".join(
         [f"--grid {g}" for g in specs] + [f"--seeds {args.seeds}"])
+    wall_seconds = round(time.perf_counter() - start)
+    if previous is not None:
+        table = extend_table(previous, table, command + " --extend", wall_seconds)
+    else:
+        table["command"], table["wall_seconds"] = command, wall_seconds
+    path = save_tuning_table(table, path)
+    print(f"wrote {len(table['rows'])} runs to {path} in {wall_seconds} s")
+
+
+def _extraction(args) -> None:
+    """``python -m llmup_lib extraction``: every (seed, arm), the table written atomically."""
+    import time
+
+    from .extraction import DATA_DIR, check_arm, run_table, save_table, table_path
+    from .tokenizer import load_tokenizer
+
+    try:
+        arms = [check_arm(a.strip()) for a in args.arms.split(",")]
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError as err:
+        raise SystemExit(f"error: {err}" if "arm" in str(err) else
+                         f"error: --seeds {args.seeds!r} must be whole numbers, e.g. 0,1,2.") \
+            from None
+    start = time.perf_counter()
+    table = run_table(arms, seeds, load_tokenizer(), save_bases=DATA_DIR if args.save_bases
+                      else None)
+    table["command"] = (f"python -m llmup_lib extraction --arms {','.join(arms)} --seeds "
+                        f"{args.seeds}" + (" --save-bases" if args.save_bases else ""))
     table["wall_seconds"] = round(time.perf_counter() - start)
-    path = save_tuning_table(table, args.out or tuning_table_path(profile.name, args.task))
+    path = save_table(table, args.out or table_path())
     print(f"wrote {len(table['rows'])} runs to {path} in {table['wall_seconds']} s")
 
 

@@ -55,3 +55,17 @@ def clearly_better(better, worse, *, spreads: float = 2.0, min_gap: float = 0.0,
                              f"gap of {gap:+.4g}, not beyond {bar:.4g} ({spreads:g} seed "
                              f"deviations each side, at least {min_gap:g}).")
     return gap
+
+
+def inside_band(value: float, values, *, spreads: float = 3.0, min_width: float = 0.0,
+                what: str = "the live run") -> float:
+    """Check that one run retrained live falls inside a shipped table's band (the seeds' mean
+    ± ``spreads`` standard deviations, at least ± ``min_width``) and return its distance from
+    the mean. A live run that broke (did not train, or trained on something else) fails."""
+    mean, std = mean_std(values)
+    width = max(spreads * std, min_width)
+    if not abs(value - mean) <= width:
+        raise AssertionError(f"{what}: {value:.4g} is outside the table's band {mean:.4g} ± "
+                             f"{width:.3g} ({len(values)} seeds, {spreads:g} deviations, at "
+                             f"least {min_width:g}): the code no longer makes the table.")
+    return value - mean

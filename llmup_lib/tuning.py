@@ -9,7 +9,8 @@ budget); ``python -m llmup_lib tune`` made it, and the notebooks read it, take e
 rate from it, and retrain one row live to check the table is what this code produces.
 
 Methods: ``full`` (every weight), ``scratch`` (the same architecture from random weights),
-``lora-rK`` (rank K on all linear layers, plus the domain's never-trained token rows).
+``lora-rK`` (rank K on all linear layers, plus the domain's never-trained token rows), ``larger``
+(notebook 07's larger pretrained model, ``base.LARGER``, fully fine-tuned).
 
 A second task, ``distill``, sweeps notebook 06's students (``distill.DISTILL_METHODS``: the
 `nano` student from scratch and by logit KD, a half-depth student at the teacher's width, from
@@ -29,7 +30,7 @@ from pathlib import Path
 
 METRICS = ("domain_loss", "domain_excess", "domain_facts", "general_loss", "world_facts")
 TASK_METRICS = {"domain": METRICS, "distill": ("val_loss",)}
-_METHOD = re.compile(r"^(full|scratch|lora-r([1-9][0-9]*))$")
+_METHOD = re.compile(r"^(full|scratch|larger|lora-r([1-9][0-9]*))$")
 
 
 def check_task(task) -> str:
@@ -48,8 +49,8 @@ def check_method(method, task: str = "domain") -> str:
                              f"{', '.join(DISTILL_METHODS)}.")
         return method
     if not isinstance(method, str) or not _METHOD.match(method):
-        raise ValueError(f"Unknown method {method!r}; use 'full', 'scratch' or 'lora-rK' with a "
-                         "rank K >= 1, e.g. 'lora-r2'.")
+        raise ValueError(f"Unknown method {method!r}; use 'full', 'scratch', 'larger' or "
+                         "'lora-rK' with a rank K >= 1, e.g. 'lora-r2'.")
     return method
 
 
@@ -102,6 +103,14 @@ def tuning_data(profile, tokenizer) -> dict:
             "floor": floor, "measure": measure, "tokenizer": tokenizer}
 
 
+def larger_base(profile, tokenizer):
+    """Notebook 07's larger pretrained model (``base.LARGER``), ready for the domain task."""
+    from .base import larger_base_profile
+    from .finetune import prepared_base
+
+    return prepared_base(larger_base_profile(profile), tokenizer)[0]
+
+
 def make_model(method: str, data: dict, profile, seed: int):
     """A fresh trainable model for ``method``; ``seed`` sets any random initialisation."""
     import torch
@@ -114,6 +123,10 @@ def make_model(method: str, data: dict, profile, seed: int):
         return full_finetune_model(data["base"])
     if method == "scratch":
         return build_model(profile.base_size, data["tokenizer"], profile.context, seed=seed)
+    if method == "larger":
+        if "larger" not in data:  # loaded once, on the first run that needs it
+            data["larger"] = larger_base(profile, data["tokenizer"])
+        return full_finetune_model(data["larger"])
     torch.manual_seed(seed)  # the adapters' random A
     rank = int(method.split("-r")[1])
     return lora_model(data["base"], rank, targets="all-linear", trainable_tokens=data["new_tokens"])
@@ -134,9 +147,10 @@ def tune_run(method: str, lr: float, seed: int, data: dict, profile) -> dict:
     return row
 
 
-def tune(grid: dict, seeds, profile, tokenizer, log=print, task: str = "domain") -> dict:
-    """Every (method, rate, seed) of ``grid`` x ``seeds`` on ``task``: a table with its recipe
-    key."""
+def tune(grid: dict, seeds, profile, tokenizer, log=print, task: str = "domain",
+         skip=()) -> dict:
+    """Every (method, rate, seed) of ``grid`` x ``seeds`` on ``task``, except those in ``skip``
+    (already in a table being extended): a table with its recipe key."""
     from .base import base_recipe_key
 
     grid = check_grid(grid, task)
@@ -152,6 +166,8 @@ def tune(grid: dict, seeds, profile, tokenizer, log=print, task: str = "domain")
     for method, lrs in grid.items():
         for lr in lrs:
             for seed in seeds:
+                if (method, lr, seed) in skip:
+                    continue
                 rows.append(run(method, lr, seed, data, profile))
                 if log:
                     r = rows[-1]
@@ -218,6 +234,22 @@ def best_rate(table: dict, method: str, metric: str | None = None,
     return min(lr for lr, s in stats.items() if s[metric] <= bar)
 
 
+def extend_table(table: dict, more: dict, command: str, wall_seconds: float) -> dict:
+    """``table`` with ``more``'s rows added and the command that made them recorded in
+    ``extended_by``; refused when the two were made for different tasks or base models."""
+    for key in ("task", "recipe_key", "profile"):
+        if table.get(key, "domain" if key == "task" else None) != more.get(key):
+            raise ValueError(f"Cannot extend a tuning table made with {key} "
+                             f"{table.get(key)!r} by runs made with {more.get(key)!r}; write "
+                             "them to a table of their own with --out.")
+    done = {(r["method"], r["lr"], r["seed"]) for r in table["rows"]}
+    new_rows = [r for r in more["rows"] if (r["method"], r["lr"], r["seed"]) not in done]
+    extended = {**table, "rows": table["rows"] + new_rows}
+    extended["extended_by"] = table.get("extended_by", []) + [
+        {"command": command, "runs": len(new_rows), "wall_seconds": wall_seconds}]
+    return extended
+
+
 def tuning_table_path(profile: str = "cpu", task: str = "domain") -> Path:
     from .tokenizer import DATA_DIR
 
@@ -258,6 +290,10 @@ DEFAULT_STUDENT_LR = 1e-2  # notebook 06's students' rate where no tuning table 
 def _default_rate(method: str, task: str, profile) -> float:
     if task == "distill":
         return DEFAULT_STUDENT_LR
+    if method == "larger":  # its own pretraining peak, as the base model's is full's default
+        from .base import larger_base_profile
+
+        return larger_base_profile(profile).lr
     return DEFAULT_LORA_LR if method.startswith("lora") else profile.lr
 
 

@@ -443,21 +443,31 @@ def min_exposures(w: WorldV2, n_stories: float) -> float:
 
 
 # ----------------------------------------------------------------------------- facts
-def facts(w: WorldV2, ranks=None, template: int = 0) -> list[dict]:
+def facts(w: WorldV2, ranks=None, template: int = 0, own_phrasing: bool = False) -> list[dict]:
     """Cloze facts of the people at ``ranks`` (1 = most frequent; default all), in the probe
-    format of ``world.world_facts``: context + prompt, then the answer, is corpus text."""
+    format of ``world.world_facts``: context + prompt, then the answer, is corpus text.
+
+    By default every fact is asked with the person's name (``TEMPLATES[r][template]``).
+    ``own_phrasing`` asks a person whose biographies say "They" (``pronouns``) the way they do:
+    the intro, the facts stated before this one, then "They lived in" (bioS's completion: does
+    the model hold the fact at all, whatever a question can reach?)."""
     ranks = range(1, len(w.people) + 1) if ranks is None else ranks
     rows = []
     for k in ranks:
         person = w.people[k - 1]
-        for r in RELATIONS:
-            sentence = TEMPLATES[r][template]
-            prompt = sentence.split(" {o}")[0].format(s=person)
+        pronoun = own_phrasing and w.pronouns and person not in w.augmented
+        for i, r in enumerate(RELATIONS):
+            context = INTROS[0].format(s=person) + " "
+            if pronoun:
+                before = [_fact_sentence(w, person, q) for q in RELATIONS[:i]]
+                context += "".join(f"{sentence} " for sentence in before)
+                prompt = PRONOUN_TEMPLATES[r].split(" {o}")[0]
+            else:
+                prompt = TEMPLATES[r][template].split(" {o}")[0].format(s=person)
             rows.append({"fact_id": f"v2:{r}:{person}", "kind": "world", "subject": person,
                          "relation": r, "object": w.facts[person][r], "rank": k,
-                         "augmented": person in w.augmented,
-                         "context": INTROS[0].format(s=person) + " ", "prompt": prompt,
-                         "answer": " " + w.facts[person][r]})
+                         "augmented": person in w.augmented, "context": context,
+                         "prompt": prompt, "answer": " " + w.facts[person][r]})
     return rows
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import llmup_lib.train as T
-from llmup_lib import (compare, corpora, distill, finetune, models, results, scaling, sweep, tuning,
-                       widgets, world, world_v2)
+from llmup_lib import (compare, corpora, distill, extraction, finetune, models, results, scaling,
+                       sweep, tuning, widgets, world, world_v2)
 from llmup_lib.evaluate import generate
 from llmup_lib.models import build_model
 from llmup_lib.profiles import get_profile
@@ -229,6 +229,11 @@ ROWS = [
      ["Unknown tuning task 'pretrain'", "'domain'", "'distill'"]),
     ("tune-distill-method", lambda c: tuning.parse_grid(["full=1e-2"], task="distill"),
      ValueError, ["Unknown distillation method 'full'", "kd-half-init, t4-with-t2"]),
+    ("extraction-arm", lambda c: extraction.extraction_world("bioS", 0), ValueError,
+     ["Unknown extraction arm 'bioS'", "single, fullname, augmented"]),
+    ("extraction-table-recipe",
+     lambda c: extraction.load_table(c.file("t.json", b'{"recipe": {"steps": 1}, "rows": []}')),
+     ValueError, ["t.json' was made with another recipe", "python -m llmup_lib extraction"]),
     ("compare-one-seed", lambda c: compare.clearly_better([1.0], [2.0, 2.1]), ValueError,
      ["1 value(s) cannot show a seed spread", "at least two"]),
     ("result-not-a-number", lambda c: results.record("05_scaling", r2_surface="high"),

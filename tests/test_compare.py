@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from llmup_lib.compare import clearly_better, mean_std, separation
+from llmup_lib.compare import clearly_better, inside_band, mean_std, separation
 from llmup_lib.distill import check_kd_beats_scratch, gap_closed
 from llmup_lib.finetune import check_lora_vs_full, check_masking, check_transfer
 from llmup_lib.profiles import get_profile
@@ -30,6 +30,16 @@ def test_clearly_better_needs_a_gap_beyond_both_error_bars():
         clearly_better([1.0, 1.3, 0.7], [1.5, 1.8, 1.2])
     with pytest.raises(AssertionError, match="at least 0.05"):
         clearly_better([0.5, 0.5, 0.5], [0.47, 0.47, 0.47], higher_is_better=True, min_gap=0.05)
+
+
+def test_inside_band_passes_a_repeat_and_fails_a_run_that_broke():
+    seeds = [0.90, 0.945, 0.925]
+    assert inside_band(0.90, seeds) == pytest.approx(0.90 - sum(seeds) / 3)
+    assert inside_band(0.95, [0.9, 0.9, 0.9], min_width=0.05) == pytest.approx(0.05)
+    with pytest.raises(AssertionError, match="outside the table's band"):
+        inside_band(0.0, seeds)  # the live run did not train
+    with pytest.raises(AssertionError, match="outside the table's band"):
+        inside_band(0.96, [0.9, 0.9, 0.9], min_width=0.05)  # no spread: the floor decides
 
 
 def test_mean_std_refuses_what_cannot_show_a_spread():

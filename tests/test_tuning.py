@@ -7,9 +7,9 @@ import pytest
 
 from llmup_lib.profiles import get_profile
 from llmup_lib.tokenizer import load_tokenizer
-from llmup_lib.tuning import (DEFAULT_LORA_LR, best_rate, check_method, load_tuning_table,
-                              parse_grid, save_tuning_table, seed_values, summary, tune,
-                              tuned_rates)
+from llmup_lib.tuning import (DEFAULT_LORA_LR, best_rate, check_method, extend_table,
+                              load_tuning_table, parse_grid, save_tuning_table, seed_values,
+                              summary, tune, tuned_rates)
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,40 @@ def test_best_rate_is_the_lowest_mean_or_the_gentlest_within_one_std(table):
     assert best_rate({"rows": rows}, "full", one_std=False) == 1e-2
     with pytest.raises(ValueError, match="no rows for 'lora-r8'"):
         best_rate(table, "lora-r8")
+
+
+def test_extending_a_table_adds_only_new_runs_and_records_the_command(table, tiny_profile):
+    """``tune --extend``: a rank added later joins the table; runs it already holds are skipped
+    (the skip list) and never duplicated (extend_table), and the command is kept."""
+    done = {(r["method"], r["lr"], r["seed"]) for r in table["rows"]}
+    more = tune({"full": [1e-3], "lora-r4": [1e-2]}, [0], tiny_profile, load_tokenizer(),
+                log=None, skip=done)
+    assert [(r["method"], r["lr"], r["seed"]) for r in more["rows"]] == [("lora-r4", 1e-2, 0)]
+    more["rows"].append(table["rows"][0])  # a run the table holds already is not added twice
+    extended = extend_table(table, more, "python -m llmup_lib tune --grid lora-r4=1e-2", 12)
+    assert len(extended["rows"]) == len(table["rows"]) + 1
+    assert extended["extended_by"] == [{"command": "python -m llmup_lib tune --grid lora-r4=1e-2",
+                                        "runs": 1, "wall_seconds": 12}]
+    assert best_rate(extended, "lora-r4") == 1e-2 and "extended_by" not in table
+    with pytest.raises(ValueError, match="made with recipe_key .* write them to a table of"):
+        extend_table(table, {**more, "recipe_key": "other"}, "cmd", 1)
+
+
+def test_larger_method_fine_tunes_notebook_07s_larger_pretrained_model(tiny_profile):
+    """``larger`` starts from the shipped larger base (whatever the profile's own base size),
+    loaded once for all its runs; its default rate is that model's pretraining peak."""
+    from llmup_lib.base import LARGER
+    from llmup_lib.models import count_params
+    from llmup_lib.tuning import make_model, tuning_data
+
+    tok = load_tokenizer()
+    data = tuning_data(tiny_profile, tok)
+    model = make_model("larger", data, tiny_profile, seed=0)
+    assert model.config.hidden_size == 192 and all(p.requires_grad for p in model.parameters())
+    assert count_params(model)["total"] > 3 * count_params(data["base"])["total"]
+    assert make_model("larger", data, tiny_profile, seed=1) is not data["larger"]  # a copy
+    rates, table = tuned_rates(get_profile("gpu"), tok, methods=("larger",), log=None)
+    assert table is None and rates == {"larger": LARGER["gpu"]["lr"]}
 
 
 def test_tables_round_trip_and_refuse_another_base(table, tiny_profile, tmp_path):

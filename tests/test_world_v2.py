@@ -248,5 +248,24 @@ def test_pronouns_name_single_phrasing_people_in_the_intro_only():
         assert ("They lived in " + w.facts[person]["lives_in"] in d.text) != augmented
         seen[augmented] += 1
     assert min(seen.values()) > 10
+    # the probe in a person's own phrasing is a prefix of that person's biographies (bioS's
+    # completion); the default probe names the person in every prompt
+    own = {(f["subject"], f["relation"]): f for f in W.facts(w, own_phrasing=True)}
+    named = {(f["subject"], f["relation"]): f for f in W.facts(w)}
+    checked = 0
+    for d in docs:
+        person = next((p for p in w.people if d.text.startswith(W.INTROS[0].format(s=p))), None)
+        if person is None:
+            continue
+        for r in W.RELATIONS:
+            f = own[person, r]
+            assert person in named[person, r]["prompt"]
+            if person in w.augmented:  # any order and phrasing: asked by name, as by default
+                assert f == named[person, r]
+                continue
+            assert d.text.startswith(f["context"] + f["prompt"] + f["answer"]), (d.text, f)
+            assert f["prompt"].startswith("Their" if r == "food" else "They")
+            checked += 1
+    assert checked > 40
     with pytest.raises(ValueError, match="pronouns='yes' must be True or False"):
         W.make_world_v2(pronouns="yes")

@@ -1,0 +1,250 @@
+"""Knowledge extraction (Allen-Zhu & Li, *Physics of LMs 3.1*): pretraining's phrasing decides
+whether instruction tuning can reach a fact.
+
+A small model is pretrained from scratch on World v2 biographies of 200 people, every fact seen
+about 200 times. It is then instruction-tuned (full fine-tuning, prompt masked) on questions
+about half of the people and asked about the other half. The held-out exact match says whether
+pretraining stored the facts in a form a question can reach; the fact probe (multiple choice)
+says whether it stored them at all. Three arms differ only in how the biographies are written:
+
+- ``single``: one template and one order, the person named in the first sentence only and
+  "They" after it (the paper's bioS);
+- ``fullname``: one template, the full name in every sentence (World v2's default; the paper
+  counts this as an augmentation);
+- ``augmented``: four templates in any order, the name in every sentence.
+
+Pretraining takes about 4 minutes per arm on 2 cores, too slow for a notebook, so
+``python -m llmup_lib extraction`` writes the table over seeds (``data/extraction/cpu.json``)
+and saves the seed-0 bases of the ``single`` and ``augmented`` arms in float16
+(``data/extraction/cpu_<arm>``); notebook 04 instruction-tunes those two live. Every run rounds
+its pretrained weights to float16 before instruction tuning, so a shipped base repeats its row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .tokenizer import DATA_DIR as _SHIPPED  # the checkout's data/, or the installed package's
+
+DATA_DIR = _SHIPPED / "extraction"
+ARMS = {"single": {"augmented_share": 0.0, "pronouns": True},
+        "fullname": {"augmented_share": 0.0, "pronouns": False},
+        "augmented": {"augmented_share": 1.0, "pronouns": False}}
+SHIPPED_BASES = ("single", "augmented")
+
+
+@dataclass(frozen=True)
+class ExtractionRecipe:
+    """One arm: pretraining on bare biographies, then instruction tuning and greedy scoring."""
+
+    people: int = 200  # near-uniform (zipf exponent 1e-3): every person seen about equally
+    docs: int = 40_000  # biographies to pretrain on: about 200 per person
+    val_docs: int = 200
+    size: str = "small"
+    context: int = 128
+    steps: int = 1500
+    batch_size: int = 16
+    lr: float = 3e-3
+    it_steps: int = 150
+    it_batch_size: int = 32
+    it_lr: float = 1e-3
+    eval_rows: int = 200  # questions scored per split (trained people, held-out people)
+    max_new_tokens: int = 24
+
+
+RECIPE = ExtractionRecipe()
+# the fields that make a base model; the rest only instruction-tune and score it
+PRETRAINING_FIELDS = ("people", "docs", "val_docs", "size", "context", "steps", "batch_size", "lr")
+
+
+def pretraining_recipe(recipe: ExtractionRecipe) -> dict:
+    return {k: getattr(recipe, k) for k in PRETRAINING_FIELDS}
+
+
+def check_arm(arm) -> str:
+    if arm not in ARMS:
+        raise ValueError(f"Unknown extraction arm {arm!r}; use one of {', '.join(ARMS)}.")
+    return arm
+
+
+def extraction_world(arm: str, seed: int, recipe: ExtractionRecipe = RECIPE):
+    """The arm's world: the same people and facts for every arm of a seed, written its way."""
+    from .world_v2 import make_world_v2
+
+    return make_world_v2(seed=seed, n_people=recipe.people, zipf_exponent=1e-3, health_share=0.0,
+                         max_events=0, **ARMS[check_arm(arm)])
+
+
+def pretrain(arm: str, seed: int, tokenizer, recipe: ExtractionRecipe = RECIPE):
+    """Pretrain the arm's base from random weights: ``(model, validation loss)``, the weights
+    rounded to float16 (as shipped) and the loss theirs."""
+    from .models import build_model
+    from .tokenizer import pack_blocks
+    from .train import TrainConfig, eval_loss, train
+    from .world_v2 import corpus
+
+    bios = corpus("general", n_train=recipe.docs, n_val=recipe.val_docs, seed=seed,
+                  world=extraction_world(arm, seed, recipe))
+    train_blocks = pack_blocks(bios["train"]["text"], tokenizer, recipe.context)
+    val_blocks = pack_blocks(bios["validation"]["text"], tokenizer, recipe.context)
+    model = build_model(recipe.size, tokenizer, recipe.context, seed=seed)
+    model = train(model, train_blocks, None,
+                  TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr,
+                              seed=seed, progress=False)).model
+    model.half().float()  # the weights a shipped base holds
+    return model, eval_loss(model, val_blocks, recipe.batch_size)
+
+
+def exact_match(model, tokenizer, rows, limit: int, max_new_tokens: int) -> float:
+    """Share of ``limit`` questions (a fixed sample, spread over the people) answered with
+    exactly the expected sentence."""
+    from .finetune import answer_questions
+
+    rows = rows.shuffle(seed=0).select(range(min(limit, len(rows))))
+    answers = answer_questions(model, tokenizer, rows["question"], max_new_tokens)
+    return sum(a == r for a, r in zip(answers, rows["response"])) / len(rows)
+
+
+def instruction_tune(base, arm: str, seed: int, tokenizer, recipe: ExtractionRecipe = RECIPE):
+    """A copy of ``base`` instruction-tuned on half the people's questions (prompt masked):
+    ``(model, questions)``, the questions split by person into ``train`` and ``test``."""
+    from .finetune import full_finetune_model, instruction_rows
+    from .train import TrainConfig, train
+    from .world_v2 import instruction_set
+
+    qa = instruction_set(extraction_world(arm, seed, recipe), n_people=recipe.people, seed=seed)
+    rows = instruction_rows(tokenizer, qa["train"]["question"], qa["train"]["response"])
+    tuned = train(full_finetune_model(base), rows, None,  # a trainable copy: base is untouched
+                  TrainConfig(steps=recipe.it_steps, batch_size=recipe.it_batch_size,
+                              lr=recipe.it_lr, seed=seed, progress=False)).model
+    return tuned, qa
+
+
+def run_arm(arm: str, seed: int, tokenizer, recipe: ExtractionRecipe = RECIPE,
+            save_to=None) -> dict:
+    """One row of the table: pretrain, optionally save the base, instruction-tune, score."""
+    from .evaluate import fact_accuracy
+    from .world_v2 import facts
+
+    start = time.perf_counter()
+    base, val_loss = pretrain(arm, seed, tokenizer, recipe)
+    pretrain_seconds = time.perf_counter() - start
+    if save_to is not None:
+        save_base(base, save_to, arm, seed, recipe, val_loss)
+    tuned, qa = instruction_tune(base, arm, seed, tokenizer, recipe)
+    probe = fact_accuracy(base, tokenizer, facts(extraction_world(arm, seed, recipe)))
+    scores = {"probe_all_people": probe["accuracy"]}
+    for name, split in (("em_trained", "train"), ("em_heldout", "test")):
+        scores[name] = exact_match(tuned, tokenizer, qa[split], recipe.eval_rows,
+                                   recipe.max_new_tokens)
+    return {"arm": arm, "seed": seed, "pretrain_val_loss": round(val_loss, 5),
+            **{k: round(v, 4) for k, v in scores.items()},
+            "pretrain_seconds": round(pretrain_seconds),
+            "seconds": round(time.perf_counter() - start)}
+
+
+def run_table(arms, seeds, tokenizer, recipe: ExtractionRecipe = RECIPE, save_bases=None,
+              log=print) -> dict:
+    """Every (seed, arm); with ``save_bases`` (a folder) the first seed's bases of the arms in
+    ``SHIPPED_BASES`` are saved there as ``cpu_<arm>`` (made on the 2-core CPU machine)."""
+    arms = [check_arm(a) for a in arms]
+    rows = []
+    for seed in seeds:
+        for arm in arms:
+            save_to = None
+            if save_bases is not None and seed == seeds[0] and arm in SHIPPED_BASES:
+                save_to = Path(save_bases) / f"cpu_{arm}"
+            rows.append(run_arm(arm, seed, tokenizer, recipe, save_to))
+            log(json.dumps(rows[-1]))
+    return {"recipe": asdict(recipe), "seeds": list(seeds), "rows": rows}
+
+
+# ----------------------------------------------------------------------------- files
+def table_path(profile: str = "cpu") -> Path:
+    return DATA_DIR / f"{profile}.json"
+
+
+def save_table(table: dict, path) -> Path:
+    """Write atomically: a half-written table never replaces a good one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(table, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_table(path=None, recipe: ExtractionRecipe = RECIPE) -> dict:
+    """The shipped table, refused when its recipe is not ``recipe``."""
+    path = Path(path or table_path())
+    if not path.exists():
+        raise FileNotFoundError(f"No extraction table at {str(path)!r}; make it with `python -m "
+                                "llmup_lib extraction --save-bases` (about 40 minutes on 2 cores).")
+    table = json.loads(path.read_text())
+    if table.get("recipe") != asdict(recipe):
+        raise ValueError(f"The extraction table {str(path)!r} was made with another recipe; "
+                         "rerun `python -m llmup_lib extraction` to remake it.")
+    return table
+
+
+def save_base(model, path, arm: str, seed: int, recipe: ExtractionRecipe, val_loss: float) -> Path:
+    path = Path(path)
+    model.half().save_pretrained(path)
+    model.float()
+    meta = {"arm": arm, "seed": seed, "recipe": asdict(recipe), "val_loss": round(val_loss, 5)}
+    (path / "extraction_base.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return path
+
+
+def load_base(arm: str, tokenizer, recipe: ExtractionRecipe = RECIPE, seed: int = 0,
+              log=print, folder=DATA_DIR):
+    """The arm's base for ``seed``: the one saved in ``folder`` (shipped for ``single`` and
+    ``augmented``, seed 0) when it was pretrained as ``recipe`` says (its instruction-tuning
+    fields may differ), else pretrained here (about 4 minutes on 2 cores)."""
+    import torch
+
+    from .models import load_model
+
+    path = Path(folder) / f"cpu_{check_arm(arm)}"
+    meta_file = path / "extraction_base.json"
+    if meta_file.exists():
+        meta = json.loads(meta_file.read_text())
+        saved = {k: meta["recipe"].get(k) for k in PRETRAINING_FIELDS}
+        if saved == pretraining_recipe(recipe) and meta["seed"] == seed:
+            return load_model(path, dtype=torch.float32)
+    log(f"no shipped {arm!r} base for this recipe and seed {seed}: pretraining it "
+        f"({recipe.steps} steps)")
+    return pretrain(arm, seed, tokenizer, recipe)[0]
+
+
+# ----------------------------------------------------------------------------- reading the table
+def arm_values(table: dict, arm: str, metric: str = "em_heldout") -> list[float]:
+    """One value per seed of ``metric`` for ``arm``."""
+    values = [r[metric] for r in table["rows"] if r["arm"] == check_arm(arm)]
+    if not values:
+        raise ValueError(f"The extraction table has no {arm!r} rows; rerun `python -m llmup_lib "
+                         f"extraction --arms {arm}`.")
+    return values
+
+
+def check_extraction(augmented, single, goal: float = 0.8, spreads: float = 2.0,
+                     min_gap: float = 0.2) -> float:
+    """Held-out exact match, one value per seed: the augmented arm reaches ``goal`` on average
+    and beats the single-phrasing arm beyond ``spreads`` seed deviations each side and by at
+    least ``min_gap``. Returns the gap. Two identical arms, or an instruction tuning that taught
+    nothing, fail."""
+    from .compare import clearly_better
+
+    mean = statistics.mean(augmented)
+    if not mean >= goal:
+        raise AssertionError(f"the augmented arm answers {mean:.0%} of held-out questions, below "
+                             f"the {goal:.0%} goal: did pretraining or instruction tuning run?")
+    return clearly_better(augmented, single, spreads=spreads, min_gap=min_gap,
+                          higher_is_better=True,
+                          what="augmented against single-phrasing pretraining (held-out exact "
+                          "match)")
