@@ -189,10 +189,12 @@ def _extraction(args) -> None:
 
     try:
         arms = [check_arm(a.strip()) for a in args.arms.split(",")]
-        seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError as err:
-        raise SystemExit(f"error: {err}" if "arm" in str(err) else
-                         f"error: --seeds {args.seeds!r} must be whole numbers, e.g. 0,1,2.") \
+        raise SystemExit(f"error: {err}") from None
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise SystemExit(f"error: --seeds {args.seeds!r} must be whole numbers, e.g. 0,1,2.") \
             from None
     start = time.perf_counter()
     table = run_table(arms, seeds, load_tokenizer(), save_bases=DATA_DIR if args.save_bases
