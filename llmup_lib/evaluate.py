@@ -93,6 +93,15 @@ def fact_accuracy(model, tokenizer, facts: list[dict]) -> dict:
 
 
 @torch.no_grad()
+def _prompt_ids(tokenizer, prompt: str) -> list[int]:
+    """The prompt's token ids after a document boundary: the tokenizer's BOS when it has one,
+    else EOS, not doubled when the prompt already starts with it."""
+    ids = tokenizer.encode(prompt, add_special_tokens=False)
+    boundary = tokenizer.bos_token_id if tokenizer.bos_token_id is not None \
+        else tokenizer.eos_token_id
+    return ids if ids and ids[0] == boundary else [boundary, *ids]
+
+
 def generate(model, tokenizer, prompt: str, max_new_tokens: int = 60, temperature: float = 1.0,
              top_k: int | None = None, seed: int = 0, greedy: bool = False) -> str:
     """Continue ``prompt`` (after a document boundary); returns only the new text.
@@ -103,11 +112,7 @@ def generate(model, tokenizer, prompt: str, max_new_tokens: int = 60, temperatur
     if not greedy and temperature <= 0:
         raise ValueError(f"temperature={temperature} must be > 0; use greedy=True for argmax.")
     torch.manual_seed(seed)
-    ids = tokenizer.encode(prompt, add_special_tokens=False)
-    boundary = tokenizer.bos_token_id if tokenizer.bos_token_id is not None \
-        else tokenizer.eos_token_id
-    if not ids or ids[0] != boundary:
-        ids = [boundary, *ids]
+    ids = _prompt_ids(tokenizer, prompt)
     device = next(model.parameters()).device
     model.eval()
     out = model.generate(
@@ -130,13 +135,8 @@ def generate_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int = 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size={batch_size!r} must be a positive whole number; pass e.g. "
                          "64.")
-    boundary = tokenizer.bos_token_id if tokenizer.bos_token_id is not None \
-        else tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    encoded = []
-    for prompt in prompts:
-        ids = tokenizer.encode(prompt, add_special_tokens=False)
-        encoded.append(ids if ids and ids[0] == boundary else [boundary, *ids])
+    encoded = [_prompt_ids(tokenizer, prompt) for prompt in prompts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # less padding
     device = next(model.parameters()).device
     model.eval()

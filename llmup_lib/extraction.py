@@ -23,7 +23,6 @@ its pretrained weights to float16 before instruction tuning, so a shipped base r
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -170,13 +169,11 @@ def table_path(profile: str = "cpu") -> Path:
 
 
 def save_table(table: dict, path) -> Path:
-    """Write atomically: a half-written table never replaces a good one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(table, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Write atomically (the tuning tables' writer): a half-written table never replaces a good
+    one."""
+    from .tuning import save_tuning_table
+
+    return save_tuning_table(table, path)
 
 
 def load_table(path=None, recipe: ExtractionRecipe = RECIPE) -> dict:
