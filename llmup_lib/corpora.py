@@ -16,7 +16,6 @@ or binary one, a wrong column, no internet) raise an error that names the value 
 from __future__ import annotations
 
 import numbers
-import os
 import re
 from pathlib import Path
 

@@ -87,3 +87,22 @@ def test_shipped_vocabulary_is_shared_with_the_domain():
     texts = load_corpus("general", n_train=profile.n_general, n_val=profile.n_val)["train"]["text"]
     stories = [t for t in texts if not t.startswith(HEALTH_OPENINGS)]
     assert coverage(pack_blocks(stories, tok, profile.context)) < 0.9
+
+
+def test_the_token_stream_is_tokenised_in_chunks_without_changing_it():
+    """pack_blocks tokenises a chunk of documents at a time (memory); the stream, and so every
+    block, is the one-shot tokenize_corpus's, across chunk boundaries."""
+    import torch
+
+    from llmup_lib.tokenizer import _token_stream, load_tokenizer, pack_blocks, tokenize_corpus
+
+    tok = load_tokenizer()
+    texts = [f"Note {i}: the patient took {i} mg." for i in range(11)]
+    whole = torch.tensor(tokenize_corpus(texts, tok))
+    for chunk in (1, 3, 64):
+        assert torch.equal(_token_stream(texts, tok, chunk=chunk), whole)
+    blocks = pack_blocks(texts, tok, 8)
+    n = (len(whole) - 1) // 8
+    assert blocks.shape == (n, 9) and blocks.dtype == torch.long and blocks.is_contiguous()
+    assert torch.equal(blocks[:, :-1].reshape(-1), whole[:n * 8])  # inputs tile the stream
+    assert torch.equal(blocks[:, -1], whole[8:n * 8 + 1:8])  # each last label starts the next
