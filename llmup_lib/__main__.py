@@ -1,5 +1,5 @@
 """Command line: ``python -m llmup_lib COMMAND``: info, build-tokenizer, build-base, sweep, tune,
-extraction, run-all."""
+extraction, capacity, run-all."""
 
 from __future__ import annotations
 
@@ -75,6 +75,21 @@ def main(argv: list[str] | None = None) -> None:
                             "(float16) in data/extraction/, the ones notebook 04 tunes live")
     extraction.add_argument("--out", default=None,
                             help="table to write (default: data/extraction/cpu.json)")
+    capacity = sub.add_parser("capacity", help="pretrain a size grid on biographies and probe the "
+                              "bits of facts each size stores (notebook 05's capacity table)")
+    capacity.add_argument("--sizes", default=None,
+                          help="comma-separated sizes (default: capacity.SIZES, 2x8 to 2x48)")
+    capacity.add_argument("--lrs", default="6e-3,1.2e-2,2.4e-2",
+                          help="comma-separated peak learning rates (default 6e-3,1.2e-2,2.4e-2)")
+    capacity.add_argument("--at-best", action="store_true",
+                          help="instead of --lrs, each size at its best rate in the --out table")
+    capacity.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    capacity.add_argument("--workers", type=int, default=1,
+                          help="runs trained at once, each in a process of its own (default 1)")
+    capacity.add_argument("--extend", action="store_true",
+                          help="add the runs to the existing --out table instead of replacing it")
+    capacity.add_argument("--out", default=None,
+                          help="table to write (default: data/capacity/cpu.json)")
     runall = sub.add_parser("run-all", help="execute every notebook headless, one fresh kernel "
                             "each, and print a table of status, time, peak memory and key result")
     runall.add_argument("--out", default="executed", help="folder for the executed copies")
@@ -118,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
         _tune(args)
     elif args.command == "extraction":
         _extraction(args)
+    elif args.command == "capacity":
+        _capacity(args)
     elif args.command == "run-all":
         from . import runall
 
@@ -204,6 +221,62 @@ def _extraction(args) -> None:
     table["wall_seconds"] = round(time.perf_counter() - start)
     path = save_table(table, args.out or table_path())
     print(f"wrote {len(table['rows'])} runs to {path} in {table['wall_seconds']} s")
+
+
+def _numbers(text: str, kind, flag: str, example: str) -> list:
+    try:
+        return [kind(x) for x in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{flag} {text!r} must be comma-separated numbers, e.g. {example}.") \
+            from None
+
+
+def _capacity(args) -> None:
+    """``python -m llmup_lib capacity``: every (size, rate, seed), the table written atomically."""
+    import shlex
+    import sys
+    import time
+
+    from .capacity import (SIZES, best_rates, check_size, extend_table, load_table, run_table,
+                           save_table, table_path)
+    from .tokenizer import load_tokenizer
+
+    out = args.out or table_path()
+    try:
+        sizes = [check_size(s.strip()) for s in (args.sizes or ",".join(SIZES)).split(",")]
+        seeds = _numbers(args.seeds, int, "--seeds", "0,1,2")
+        lrs = _numbers(args.lrs, float, "--lrs", "6e-3,1.2e-2")
+        if not all(lr > 0 for lr in lrs):
+            raise ValueError(f"--lrs {args.lrs!r} must be positive rates, e.g. 6e-3,1.2e-2.")
+        table = load_table(out) if (args.extend or args.at_best) else None
+        if args.at_best:
+            best = best_rates(table)
+            missing = [s for s in sizes if s not in best]
+            if missing:
+                raise ValueError(f"The table {str(out)!r} has no runs of {', '.join(missing)}; "
+                                 "sweep their rates first (without --at-best).")
+            points = [(s, best[s], seed) for s in sizes for seed in seeds]
+        else:
+            points = [(s, lr, seed) for s in sizes for lr in lrs for seed in seeds]
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"error: {err}") from None
+    if table is not None:
+        have = {(r["size"], r["lr"], r["seed"]) for r in table["rows"]}
+        points = [p for p in points if p not in have]
+    points.sort(key=lambda p: -int(p[0].split("x")[0]) * int(p[0].split("x")[1]) ** 2)
+    start = time.perf_counter()
+    try:
+        more = run_table(points, load_tokenizer(), workers=args.workers)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    wall = round(time.perf_counter() - start)
+    command = "python -m llmup_lib " + shlex.join(sys.argv[1:])
+    more["made_by"] = [{"command": command, "runs": len(more["rows"]), "wall_seconds": wall}]
+    if table is not None:
+        more = {**extend_table(table, more),
+                "made_by": table.get("made_by", []) + more["made_by"]}
+    path = save_table(more, out)
+    print(f"wrote {len(more['rows'])} runs to {path} ({len(points)} new, {wall} s)")
 
 
 def _sweep(args) -> None:

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import llmup_lib.train as T
-from llmup_lib import (compare, corpora, distill, extraction, finetune, models, results, scaling,
-                       sweep, tuning, widgets, world, world_v2)
+from llmup_lib import (capacity, compare, corpora, distill, extraction, finetune, models, results,
+                       scaling, sweep, tuning, widgets, world, world_v2)
 from llmup_lib.evaluate import generate
 from llmup_lib.models import build_model
 from llmup_lib.profiles import get_profile
@@ -234,6 +234,13 @@ ROWS = [
     ("extraction-table-recipe",
      lambda c: extraction.load_table(c.file("t.json", b'{"recipe": {"steps": 1}, "rows": []}')),
      ValueError, ["t.json' was made with another recipe", "python -m llmup_lib extraction"]),
+    ("capacity-size", lambda c: capacity.check_size("2x7"), ValueError,
+     ["Shape '2x7'", "width divisible by 8"]),
+    ("capacity-table-recipe",
+     lambda c: capacity.load_table(c.file("t.json", b'{"recipe": {"people": 1}, "rows": []}')),
+     ValueError, ["t.json' was made with another recipe", "python -m llmup_lib capacity"]),
+    ("capacity-workers", lambda c: capacity.run_table([("2x8", 1e-2, 0)], None, workers=0),
+     ValueError, ["workers=0", "pass e.g. --workers"]),
     ("compare-one-seed", lambda c: compare.clearly_better([1.0], [2.0, 2.1]), ValueError,
      ["1 value(s) cannot show a seed spread", "at least two"]),
     ("result-not-a-number", lambda c: results.record("05_scaling", r2_surface="high"),

@@ -23,10 +23,12 @@ from llmup_lib.base import base_dir
 from llmup_lib.models import load_model
 from llmup_lib.profiles import get_profile
 from llmup_lib.sweep import shipped_table
+from llmup_lib.capacity import load_table as load_capacity_table
 from llmup_lib.extraction import load_base, load_table
 from llmup_lib.tokenizer import DATA_DIR, load_tokenizer
 tok = load_tokenizer()
 load_table()  # notebook 04's extraction table, and a base it tunes live (loaded, not retrained)
+load_capacity_table()  # notebook 05's knowledge-capacity table
 load_base("augmented", tok, log=lambda line: (_ for _ in ()).throw(SystemExit(line)))
 model = load_model(base_dir(get_profile("cpu")))
 print(json.dumps({"package": llmup_lib.__file__, "data": str(DATA_DIR), "vocab": len(tok),
@@ -62,6 +64,7 @@ def test_a_non_editable_install_loads_the_shipped_tokenizer_and_base_model(tmp_p
                     "llmup_lib/data/tuning/cpu_domain.json",
                     "llmup_lib/data/tuning/cpu_distill.json",
                     "llmup_lib/data/extraction/cpu.json",
+                    "llmup_lib/data/capacity/cpu.json",
                     "llmup_lib/data/extraction/cpu_single/model.safetensors",
                     "llmup_lib/data/extraction/cpu_augmented/extraction_base.json"):
         assert shipped in names, f"{shipped} is not in the wheel"

@@ -1,0 +1,320 @@
+"""Knowledge capacity (Allen-Zhu & Li, *Physics of LMs 3.3*): how many bits of facts a model of
+N parameters stores, and how much of its loss that explains.
+
+Models of several sizes are pretrained from scratch on World v2 biographies of a fixed set of
+people (near-uniform, so every person is seen about ``exposures`` times; the name in every
+sentence). Each person has four facts, 17.4 bits in all (``world_v2.KNOWLEDGE_BITS``). After
+training, a multiple-choice probe scores every fact: the model's distribution ``q`` over the
+relation's values, and the bits it holds about the fact, ``log2 |values| + log2 q(true value)``
+-- the code length it saves against a uniform guess. Summed over every fact this is the bits the
+model stores: a model that knows only how often each value occurs scores 0, and a confidently
+wrong one (or one that has not even learned the values) below 0, so chance adds nothing (tested
+with an oracle, a uniform and a wrong scorer).
+
+Small models cannot hold the inventory: their bits grow with N (the capacity-limited sizes), until
+a size holds it all. Dividing bits by parameters gives the bits per parameter, set beside 3.3's
+"2 bits per parameter" (measured there at 1,000 exposures, on far larger models).
+
+Each run trains for one pass over its biographies, about a minute on one core, so
+``python -m llmup_lib capacity`` writes the table (``data/capacity/cpu.json``: a learning-rate
+sweep on seed 0, then each size at its best rate on two more seeds); notebook 05 reads it and
+retrains the smallest size live.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .tokenizer import DATA_DIR as _SHIPPED  # the checkout's data/, or the installed package's
+
+DATA_DIR = _SHIPPED / "capacity"
+SIZES = ("2x8", "2x16", "2x24", "2x32", "2x48")
+
+
+@dataclass(frozen=True)
+class CapacityRecipe:
+    """Pretraining on bare biographies, one pass, then the knowledge probe over every person."""
+
+    people: int = 320  # near-uniform (zipf exponent 1e-3); 320 x 17.4 = 5,566 bits of facts
+    exposures: int = 200  # biographies per person: one pass over people x exposures documents
+    val_docs: int = 200
+    context: int = 128
+    batch_size: int = 16
+
+
+RECIPE = CapacityRecipe()
+_DATA: dict = {}  # (seed, recipe) -> prepared data, kept for the next run of the same seed
+
+
+def capacity_world(seed: int, recipe: CapacityRecipe = RECIPE):
+    from .world_v2 import make_world_v2
+
+    return make_world_v2(seed=seed, n_people=recipe.people, zipf_exponent=1e-3, health_share=0.0,
+                         max_events=0)
+
+
+def capacity_data(seed: int, tokenizer, recipe: CapacityRecipe = RECIPE) -> dict:
+    """The seed's training and validation blocks, the true floor (nats/token) and the facts."""
+    from .tokenizer import pack_blocks
+    from .world_v2 import corpus, facts
+
+    key = (seed, recipe)
+    if key not in _DATA:
+        world = capacity_world(seed, recipe)
+        bios = corpus("general", n_train=recipe.people * recipe.exposures,
+                      n_val=recipe.val_docs, seed=seed, world=world)
+        val = bios["validation"]
+        val_tokens = sum(len(x) + 1 for x in  # + EOS, which the floor knows for free
+                         tokenizer(list(val["text"]), add_special_tokens=False)["input_ids"])
+        _DATA.clear()  # one seed at a time: the blocks are the bulk of a worker's memory
+        _DATA[key] = {
+            "train": pack_blocks(bios["train"]["text"], tokenizer, recipe.context),
+            "val": pack_blocks(val["text"], tokenizer, recipe.context),
+            "floor": sum(val["logprob_bits"]) * math.log(2) / val_tokens,
+            "tokens_per_bio": val_tokens / len(val),
+            "facts": facts(world),
+        }
+    return _DATA[key]
+
+
+def inventory_bits(recipe: CapacityRecipe = RECIPE) -> float:
+    """Bits of facts in the world: people x sum over relations of log2 |values|."""
+    from .world_v2 import RELATIONS, VALUES
+
+    return recipe.people * sum(math.log2(len(VALUES[r])) for r in RELATIONS)
+
+
+def knowledge_bits(model, tokenizer, facts, batch_size: int = 64) -> dict:
+    """The multiple-choice probe: ``bits`` summed over ``facts`` (log2 |values| + log2 q(true
+    value), q the model's distribution over the relation's values) and ``known``, the share of
+    facts whose true value is the model's first choice."""
+    import numpy as np
+
+    from .evaluate import sequence_logprobs
+    from .world_v2 import VALUES
+
+    prompts, values, owner = [], [], []
+    for i, f in enumerate(facts):
+        for v in VALUES[f["relation"]]:
+            prompts.append(f["context"] + f["prompt"])
+            values.append(" " + v)
+            owner.append(i)
+    scores = np.array(sequence_logprobs(model, tokenizer, prompts, values, batch_size=batch_size))
+    owner = np.array(owner)
+    bits = known = 0.0
+    for i, f in enumerate(facts):
+        s = scores[owner == i]
+        choices = VALUES[f["relation"]]
+        true = choices.index(f["object"])
+        bits += math.log2(len(choices)) + (s[true] - np.logaddexp.reduce(s)) / math.log(2)
+        known += float(np.argmax(s) == true)
+    return {"bits": float(bits), "known": known / len(facts)}
+
+
+def check_size(size) -> str:
+    from .scaling import parse_shape
+
+    parse_shape(size)  # one sentence naming the bad size and the fix
+    return size
+
+
+def run_point(size: str, lr: float, seed: int, tokenizer, recipe: CapacityRecipe = RECIPE) -> dict:
+    """One row: ``size`` pretrained from random weights at peak rate ``lr`` for one pass over the
+    seed's biographies, then its validation loss, excess over the floor and stored bits."""
+    from .models import count_params
+    from .scaling import build_grid_model, non_embedding_params, parse_shape
+    from .train import TrainConfig, eval_loss, train
+
+    data = capacity_data(seed, tokenizer, recipe)
+    start = time.perf_counter()
+    model = build_grid_model(check_size(size), tokenizer, recipe.context, seed=seed)
+    steps = len(data["train"]) // recipe.batch_size  # one pass: each biography seen once
+    model = train(model, data["train"], None,
+                  TrainConfig(steps=steps, batch_size=recipe.batch_size, lr=lr, seed=seed,
+                              progress=False)).model
+    train_seconds = time.perf_counter() - start
+    loss = eval_loss(model, data["val"], 32)
+    probe = knowledge_bits(model, tokenizer, data["facts"])
+    params = non_embedding_params(parse_shape(size))
+    return {"size": size, "lr": lr, "seed": seed, "params": params,
+            "params_all": count_params(model)["total"], "steps": steps,
+            "tokens": steps * recipe.batch_size * recipe.context,
+            "val_loss": round(loss, 5), "floor": round(data["floor"], 5),
+            "excess": round(loss - data["floor"], 5),
+            "tokens_per_bio": round(data["tokens_per_bio"], 2),
+            "bits": round(probe["bits"], 1), "facts_known": round(probe["known"], 4),
+            "train_seconds": round(train_seconds, 1),
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _worker_point(size, lr, seed, recipe) -> dict:
+    from .tokenizer import load_tokenizer
+
+    return run_point(size, lr, seed, load_tokenizer(), recipe)
+
+
+def run_table(points, tokenizer, recipe: CapacityRecipe = RECIPE, workers: int = 1,
+              log=print) -> dict:
+    """Every ``(size, lr, seed)`` of ``points``; ``workers`` > 1 trains that many at once, each
+    process with its share of the cores (the sweep's ``--workers``)."""
+    from .sweep import check_workers, usable_cores
+
+    check_workers(workers)
+    points = [(check_size(s), float(lr), int(seed)) for s, lr, seed in points]
+    rows = []
+
+    def done(row):
+        rows.append(row)
+        if log:
+            log(json.dumps(row))
+
+    if workers == 1:
+        for size, lr, seed in points:
+            done(run_point(size, lr, seed, tokenizer, recipe))
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        threads = max(1, usable_cores() // workers)
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(threads,)) as pool:
+            futures = [pool.submit(_worker_point, s, lr, seed, recipe) for s, lr, seed in points]
+            for future in as_completed(futures):
+                done(future.result())
+    rows.sort(key=lambda r: (r["seed"], r["params"], r["lr"]))
+    return {"recipe": asdict(recipe), "inventory_bits": round(inventory_bits(recipe), 1),
+            "rows": rows}
+
+
+# ----------------------------------------------------------------------------- files
+def table_path(profile: str = "cpu") -> Path:
+    return DATA_DIR / f"{profile}.json"
+
+
+def save_table(table: dict, path) -> Path:
+    """Write atomically (the tuning tables' writer): a half-written table never replaces a good
+    one."""
+    from .tuning import save_tuning_table
+
+    return save_tuning_table(table, path)
+
+
+def load_table(path=None, recipe: CapacityRecipe = RECIPE) -> dict:
+    """The shipped table, refused when its recipe is not ``recipe``."""
+    path = Path(path or table_path())
+    if not path.exists():
+        raise FileNotFoundError(f"No capacity table at {str(path)!r}; make it with the commands "
+                                "in data/capacity/README.md (about 35 minutes on 2 cores).")
+    table = json.loads(path.read_text())
+    if table.get("recipe") != asdict(recipe):
+        raise ValueError(f"The capacity table {str(path)!r} was made with another recipe; rerun "
+                         "`python -m llmup_lib capacity` to remake it.")
+    return table
+
+
+def extend_table(table: dict, more: dict) -> dict:
+    """``table`` with ``more``'s runs that it lacks; refused when the recipes differ."""
+    if table["recipe"] != more["recipe"]:
+        raise ValueError("Cannot extend a capacity table with runs of another recipe; write "
+                         "them to a table of their own with --out.")
+    have = {(r["size"], r["lr"], r["seed"]) for r in table["rows"]}
+    rows = table["rows"] + [r for r in more["rows"] if (r["size"], r["lr"], r["seed"]) not in have]
+    return {**table, "rows": sorted(rows, key=lambda r: (r["seed"], r["params"], r["lr"]))}
+
+
+# ----------------------------------------------------------------------------- reading the table
+def best_rates(table: dict, metric: str = "val_loss") -> dict:
+    """Each size's rate with the lowest mean ``metric`` over its seeds."""
+    by: dict = {}
+    for r in table["rows"]:
+        by.setdefault(r["size"], {}).setdefault(r["lr"], []).append(r[metric])
+    return {size: min(rates, key=lambda lr: statistics.mean(rates[lr]))
+            for size, rates in by.items()}
+
+
+def at_best(table: dict) -> list[dict]:
+    """One entry per size at its best rate, smallest first: ``size``, ``params``, ``lr``, and
+    per metric the list over seeds (``bits``, ``excess``, ``val_loss``, ``facts_known``)."""
+    rates = best_rates(table)
+    out = []
+    for size, lr in rates.items():
+        rows = sorted((r for r in table["rows"] if r["size"] == size and r["lr"] == lr),
+                      key=lambda r: r["seed"])
+        entry = {"size": size, "params": rows[0]["params"], "params_all": rows[0]["params_all"],
+                 "lr": lr, "seeds": [r["seed"] for r in rows]}
+        for m in ("bits", "excess", "val_loss", "facts_known"):
+            entry[m] = [r[m] for r in rows]
+        out.append(entry)
+    return sorted(out, key=lambda e: e["params"])
+
+
+def loglog_fit(x, y) -> dict:
+    """Least squares of log y on log x: ``slope``, ``intercept`` and ``r2``."""
+    import numpy as np
+
+    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    slope, intercept = np.polyfit(lx, ly, 1)
+    resid = ly - (slope * lx + intercept)
+    ss = float(np.sum((ly - ly.mean()) ** 2))
+    return {"slope": float(slope), "intercept": float(intercept),
+            "r2": 1 - float(np.sum(resid ** 2)) / ss if ss > 0 else float("nan")}
+
+
+def capacity_limited(entries, inventory: float, share: float = 0.8) -> list[dict]:
+    """The sizes whose mean stored bits are below ``share`` of the inventory."""
+    return [e for e in entries if statistics.mean(e["bits"]) < share * inventory]
+
+
+def knowledge_excess(bits: float, table: dict) -> float:
+    """The part of the loss above the floor (nats/token) that the probe's missing bits explain:
+    every biography states all of one person's facts, so a model short of ``inventory - bits``
+    pays that share of a person's bits on each biography's tokens."""
+    people = table["recipe"]["people"]
+    per_bio = statistics.mean(r["tokens_per_bio"] for r in table["rows"])  # each seed's world
+    return (table["inventory_bits"] - bits) * math.log(2) / (people * per_bio)
+
+
+def check_capacity(entries, inventory: float, min_sizes: int = 3, spreads: float = 2.0) -> dict:
+    """Bits stored grow with parameters until a size holds the inventory: at least ``min_sizes``
+    sizes store less than 80 % of it (capacity-limited); each of them stores less than the next
+    size up on every seed (the ranges do not overlap), and the largest capacity-limited size
+    stores more than the smallest beyond ``spreads`` seed deviations each side. Returns the
+    capacity-limited entries, each size's bits per non-embedding parameter, and the steps
+    between neighbours that also clear ``spreads`` deviations (``clear_steps``; near the onset
+    of learning one seed may store three times another, so not every step does). A probe blind
+    to the model (equal bits at every size), sizes in the wrong order or overlapping seeds fail."""
+    from .compare import clearly_better, separation
+
+    limited = capacity_limited(entries, inventory)
+    if len(limited) < min_sizes:
+        raise AssertionError(f"{len(limited)} of the sizes store less than 80 % of the "
+                             f"{inventory:,.0f} bits; the slice needs {min_sizes}: a larger "
+                             "inventory or smaller sizes")
+    clear = []
+    for small, big in zip(entries, entries[1:]):
+        if small not in limited:
+            continue
+        if not min(big["bits"]) > max(small["bits"]):
+            raise AssertionError(f"bits stored by {big['size']} against {small['size']}: "
+                                 f"{big['bits']} against {small['bits']} (one per seed) overlap; "
+                                 "the larger size must store more on every seed.")
+        gap, bar = separation(big["bits"], small["bits"], spreads=spreads, higher_is_better=True)
+        if gap > bar:
+            clear.append((small["size"], big["size"]))
+    clearly_better(limited[-1]["bits"], limited[0]["bits"], spreads=spreads,
+                   higher_is_better=True, what=f"bits stored by {limited[-1]['size']} against "
+                   f"{limited[0]['size']}")
+    return {"limited": limited, "clear_steps": clear,
+            "bits_per_param": {e["size"]: statistics.mean(e["bits"]) / e["params"]
+                               for e in entries}}

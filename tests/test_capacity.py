@@ -1,0 +1,156 @@
+"""Notebook 05's knowledge-capacity table: the probe's bits, the runs, the table and the check
+that must fail on a null or broken experiment."""
+
+import dataclasses
+import json
+import math
+
+import pytest
+
+from llmup_lib import capacity as cap
+from llmup_lib.__main__ import main
+from llmup_lib.tokenizer import load_tokenizer
+from llmup_lib.world_v2 import RELATIONS, VALUES
+
+TINY = cap.CapacityRecipe(people=12, exposures=6, val_docs=16, context=64, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def tiny_facts():
+    return cap.capacity_data(0, load_tokenizer(), TINY)["facts"]
+
+
+def _scorer(facts, kind):
+    """A stand-in for ``sequence_logprobs`` that knows every fact, none, or a wrong value."""
+    truth = {f["context"] + f["prompt"]: (f["object"], f["relation"]) for f in facts}
+
+    def score(model, tokenizer, prompts, values, batch_size=64):
+        out = []
+        for prompt, value in zip(prompts, values):
+            answer, relation = truth[prompt]
+            if kind == "wrong":  # confidently wrong: the first other value
+                answer = next(v for v in VALUES[relation] if v != answer)
+            out.append(-3.0 if kind == "uniform" else 0.0 if value == " " + answer else -40.0)
+        return out
+    return score
+
+
+@pytest.mark.parametrize("kind", ["oracle", "uniform", "wrong"])
+def test_probe_counts_the_bits_a_model_holds(monkeypatch, tiny_facts, kind):
+    monkeypatch.setattr("llmup_lib.evaluate.sequence_logprobs", _scorer(tiny_facts, kind))
+    probe = cap.knowledge_bits(None, None, tiny_facts)
+    inventory = cap.inventory_bits(TINY)
+    assert inventory == pytest.approx(12 * sum(math.log2(len(VALUES[r])) for r in RELATIONS))
+    if kind == "oracle":  # every fact known: the whole inventory
+        assert probe["bits"] == pytest.approx(inventory, rel=1e-6) and probe["known"] == 1
+    elif kind == "uniform":  # only the values' frequencies: nothing
+        assert probe["bits"] == pytest.approx(0, abs=1e-6) and probe["known"] < 0.5
+    else:  # confidently wrong: less than nothing
+        assert probe["bits"] < -10 * len(tiny_facts) and probe["known"] == 0
+
+
+def test_a_run_is_reproducible_and_scored_against_the_true_floor(tok):
+    row = cap.run_point("2x8", 1e-2, 0, tok, TINY)
+    again = cap.run_point("2x8", 1e-2, 0, tok, TINY)
+    for key in ("val_loss", "excess", "bits", "facts_known", "floor"):
+        assert row[key] == again[key], key
+    assert row["excess"] == pytest.approx(row["val_loss"] - row["floor"], abs=2e-5)
+    assert row["steps"] == len(cap.capacity_data(0, tok, TINY)["train"]) // TINY.batch_size
+    assert row["params"] == 1704 and row["params_all"] > row["params"]
+    assert 0 < row["floor"] < row["val_loss"]
+
+
+def test_run_table_and_extend(tmp_path, tok):
+    table = cap.run_table([("2x8", 1e-2, 0)], tok, TINY, log=None)
+    assert table["recipe"] == dataclasses.asdict(TINY) and len(table["rows"]) == 1
+    path = cap.save_table(table, tmp_path / "t.json")
+    more = cap.run_table([("2x8", 1e-2, 0), ("2x8", 2e-2, 0)], tok, TINY, log=None)
+    extended = cap.extend_table(cap.load_table(path, TINY), more)
+    assert [(r["lr"]) for r in extended["rows"]] == [1e-2, 2e-2]  # the run it had is kept once
+    with pytest.raises(ValueError, match="another recipe"):
+        cap.extend_table(table, {**more, "recipe": {}})
+    with pytest.raises(ValueError, match="another recipe"):
+        cap.load_table(path)  # the default recipe is not TINY
+
+
+def _entry(size, params, bits, excess=(0.1, 0.1, 0.1)):
+    return {"size": size, "params": params, "params_all": params, "lr": 1e-2, "seeds": [0, 1, 2],
+            "bits": list(bits), "excess": list(excess)}
+
+
+GOOD = [_entry("a", 1_000, (300, 320, 310)), _entry("b", 4_000, (900, 950, 920)),
+        _entry("c", 16_000, (2600, 2700, 2650)), _entry("d", 64_000, (5500, 5450, 5480))]
+
+
+def test_check_capacity_passes_bits_that_grow_with_parameters():
+    result = cap.check_capacity(GOOD, inventory=5566)
+    assert [e["size"] for e in result["limited"]] == ["a", "b", "c"]
+    assert result["bits_per_param"]["a"] == pytest.approx(0.31)
+    assert result["clear_steps"] == [("a", "b"), ("b", "c"), ("c", "d")]
+    onset = [GOOD[0], dict(GOOD[1], bits=[400, 1200, 2000]), *GOOD[2:]]  # seeds apart, in order
+    assert cap.check_capacity(onset, inventory=5566)["clear_steps"] == [("c", "d")]
+
+
+def test_check_capacity_fails_on_a_probe_blind_to_the_model():
+    null = [dict(e, bits=[1000, 1010, 990]) for e in GOOD]
+    with pytest.raises(AssertionError, match="bits stored by b"):
+        cap.check_capacity(null, inventory=5566)
+
+
+def test_check_capacity_fails_on_sizes_in_the_wrong_order_and_within_the_spread():
+    swapped = [GOOD[1], GOOD[0], *GOOD[2:]]
+    with pytest.raises(AssertionError, match="bits stored by a"):
+        cap.check_capacity(swapped, inventory=5566)
+    noisy = [GOOD[0], dict(GOOD[1], bits=[200, 900, 1500]), *GOOD[2:]]  # a seed below a's
+    with pytest.raises(AssertionError, match="overlap"):
+        cap.check_capacity(noisy, inventory=5566)
+
+
+def test_check_capacity_needs_a_slice_and_every_size_in_it_above_the_last():
+    with pytest.raises(AssertionError, match="2 of the sizes"):
+        cap.check_capacity(GOOD, inventory=1500)  # a or b only: the inventory is too small
+    for top in ([2000, 2000, 2000], [2650, 2700, 2600]):  # below c, or no more than c
+        with pytest.raises(AssertionError, match="bits stored by d"):
+            cap.check_capacity([*GOOD[:3], dict(GOOD[3], bits=top)], inventory=5566)
+
+
+def test_knowledge_excess_is_the_missing_bits_per_token():
+    table = {"recipe": {"people": 10}, "inventory_bits": 174.0,
+             "rows": [{"tokens_per_bio": 100.0}]}
+    assert cap.knowledge_excess(174.0, table) == 0
+    assert cap.knowledge_excess(0.0, table) == pytest.approx(17.4 * math.log(2) / 100)
+
+
+def test_loglog_fit_recovers_a_power_law():
+    fit = cap.loglog_fit([1, 10, 100], [2, 2 * 10 ** 0.5, 20])
+    assert fit["slope"] == pytest.approx(0.5) and fit["r2"] == pytest.approx(1)
+
+
+def test_best_rates_and_at_best_read_the_mean_over_seeds():
+    rows = [{"size": "2x8", "params": 1, "params_all": 2, "lr": lr, "seed": s, "val_loss": v,
+             "bits": 1.0, "excess": 0.1, "facts_known": 0.5}
+            for lr, s, v in [(1e-2, 0, 1.0), (1e-2, 1, 1.4), (2e-2, 0, 1.1), (2e-2, 1, 1.2)]]
+    table = {"rows": rows}
+    assert cap.best_rates(table) == {"2x8": 2e-2}
+    (entry,) = cap.at_best(table)
+    assert entry["lr"] == 2e-2 and entry["val_loss"] == [1.1, 1.2] and entry["seeds"] == [0, 1]
+
+
+def test_cli_refuses_bad_sizes_workers_and_a_missing_table(tmp_path, capsys):
+    saved = tmp_path / "kept.json"
+    saved.write_text(json.dumps({"recipe": {}, "rows": []}))
+    before = saved.read_text()
+    for argv, message in ((["--sizes", "2x7"], "width divisible by 8"),
+                          (["--workers", "0"], "workers=0"),
+                          (["--seeds", "a"], "--seeds 'a'"),
+                          (["--at-best", "--out", str(tmp_path / "none.json")], "No capacity"),
+                          (["--extend", "--out", str(saved)], "another recipe")):
+        with pytest.raises(SystemExit) as err:
+            main(["capacity", *argv] + ([] if "--out" in argv else ["--out", str(saved)]))
+        assert message in str(err.value), argv
+    assert saved.read_text() == before  # nothing saved is changed
