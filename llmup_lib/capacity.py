@@ -318,3 +318,34 @@ def check_capacity(entries, inventory: float, min_sizes: int = 3, spreads: float
     return {"limited": limited, "clear_steps": clear,
             "bits_per_param": {e["size"]: statistics.mean(e["bits"]) / e["params"]
                                for e in entries}}
+
+
+def predict_held_out(entries, held: int = -1) -> dict:
+    """Predict, then check: fit excess = A·N^-a on the sizes below ``entries[held]`` and predict
+    its excess. Returns the prediction, the measured mean, the relative error, and the errors of
+    two null predictors (the nearest smaller size's excess; the mean of the smaller sizes')."""
+    held = held % len(entries)
+    if held < 2:
+        raise ValueError(f"held={held} leaves {held} smaller size(s); a power law needs two.")
+    below = entries[:held]
+    fit = loglog_fit([e["params"] for e in below], [statistics.mean(e["excess"]) for e in below])
+    target = entries[held]
+    measured = statistics.mean(target["excess"])
+    prediction = math.exp(fit["intercept"]) * target["params"] ** fit["slope"]
+
+    def err(value):
+        return abs(value - measured) / measured
+
+    return {"size": target["size"], "prediction": prediction, "measured": measured,
+            "rel_err": err(prediction), "slope": fit["slope"],
+            "null_nearest_rel_err": err(statistics.mean(below[-1]["excess"])),
+            "null_mean_rel_err": err(statistics.mean(statistics.mean(e["excess"])
+                                                      for e in below))}
+
+
+def check_prediction(rel_err: float, tolerance: float = 0.15, what: str = "the prediction"):
+    """``rel_err`` (a relative error) within ``tolerance``; a null predictor fails."""
+    if not rel_err <= tolerance:
+        raise AssertionError(f"{what} misses the measured excess by {rel_err:.0%}, more than "
+                             f"{tolerance:.0%}.")
+    return rel_err
