@@ -48,7 +48,7 @@ class CapacityRecipe:
 
 
 RECIPE = CapacityRecipe()
-_DATA: dict = {}  # (seed, recipe) -> prepared data, kept for the next run of the same seed
+_DATA: dict = {}  # (seed, recipe, vocabulary) -> prepared data, kept for the seed's next run
 
 
 def capacity_world(seed: int, recipe: CapacityRecipe = RECIPE):
@@ -63,7 +63,7 @@ def capacity_data(seed: int, tokenizer, recipe: CapacityRecipe = RECIPE) -> dict
     from .tokenizer import pack_blocks
     from .world_v2 import corpus, facts
 
-    key = (seed, recipe)
+    key = (seed, recipe, frozenset(tokenizer.get_vocab().items()))  # another tokenizer: new data
     if key not in _DATA:
         world = capacity_world(seed, recipe)
         bios = corpus("general", n_train=recipe.people * recipe.exposures,
@@ -98,18 +98,18 @@ def knowledge_bits(model, tokenizer, facts, batch_size: int = 64) -> dict:
     from .evaluate import sequence_logprobs
     from .world_v2 import VALUES
 
-    prompts, values, owner = [], [], []
-    for i, f in enumerate(facts):
+    prompts, values = [], []
+    for f in facts:
         for v in VALUES[f["relation"]]:
             prompts.append(f["context"] + f["prompt"])
             values.append(" " + v)
-            owner.append(i)
     scores = np.array(sequence_logprobs(model, tokenizer, prompts, values, batch_size=batch_size))
-    owner = np.array(owner)
     bits = known = 0.0
-    for i, f in enumerate(facts):
-        s = scores[owner == i]
+    start = 0
+    for f in facts:  # each fact's choices are consecutive in ``scores``
         choices = VALUES[f["relation"]]
+        s = scores[start:start + len(choices)]
+        start += len(choices)
         true = choices.index(f["object"])
         bits += math.log2(len(choices)) + (s[true] - np.logaddexp.reduce(s)) / math.log(2)
         known += float(np.argmax(s) == true)

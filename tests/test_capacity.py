@@ -176,3 +176,13 @@ def test_a_flat_family_is_not_predicted_as_a_power_law():
         cap.check_prediction(result["rel_err"])
     with pytest.raises(ValueError, match="needs two"):
         cap.predict_held_out(flat, held=1)
+
+
+def test_prepared_data_is_kept_per_seed_and_tokenizer(tok):
+    from llmup_lib.tokenizer import char_tokenizer
+
+    first = cap.capacity_data(0, tok, TINY)
+    assert cap.capacity_data(0, tok, TINY) is first  # the seed's next run reuses it
+    chars = char_tokenizer(["abcdefghijklmnopqrstuvwxyz .,ABCDEFGHIJKLMNOPQRSTUVWXYZ"])
+    other = cap.capacity_data(0, chars, TINY)
+    assert other is not first and other["train"].numel() != first["train"].numel()
