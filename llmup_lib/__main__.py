@@ -239,6 +239,7 @@ def _capacity(args) -> None:
 
     from .capacity import (SIZES, best_rates, check_size, extend_table, load_table, run_table,
                            save_table, table_path)
+    from .scaling import non_embedding_params, parse_shape
     from .tokenizer import load_tokenizer
 
     out = args.out or table_path()
@@ -263,7 +264,7 @@ def _capacity(args) -> None:
     if table is not None:
         have = {(r["size"], r["lr"], r["seed"]) for r in table["rows"]}
         points = [p for p in points if p not in have]
-    points.sort(key=lambda p: -int(p[0].split("x")[0]) * int(p[0].split("x")[1]) ** 2)
+    points.sort(key=lambda p: -non_embedding_params(parse_shape(p[0])))  # longest runs first
     start = time.perf_counter()
     try:
         more = run_table(points, load_tokenizer(), workers=args.workers)

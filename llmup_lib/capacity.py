@@ -212,15 +212,10 @@ def save_table(table: dict, path) -> Path:
 
 def load_table(path=None, recipe: CapacityRecipe = RECIPE) -> dict:
     """The shipped table, refused when its recipe is not ``recipe``."""
-    path = Path(path or table_path())
-    if not path.exists():
-        raise FileNotFoundError(f"No capacity table at {str(path)!r}; make it with the commands "
-                                "in data/capacity/README.md (about 35 minutes on 2 cores).")
-    table = json.loads(path.read_text())
-    if table.get("recipe") != asdict(recipe):
-        raise ValueError(f"The capacity table {str(path)!r} was made with another recipe; rerun "
-                         "`python -m llmup_lib capacity` to remake it.")
-    return table
+    from .tuning import load_recipe_table
+
+    return load_recipe_table(path or table_path(), asdict(recipe), "capacity",
+                             "the commands in data/capacity/README.md (17 minutes on 2 cores)")
 
 
 def extend_table(table: dict, more: dict) -> dict:

@@ -178,15 +178,11 @@ def save_table(table: dict, path) -> Path:
 
 def load_table(path=None, recipe: ExtractionRecipe = RECIPE) -> dict:
     """The shipped table, refused when its recipe is not ``recipe``."""
-    path = Path(path or table_path())
-    if not path.exists():
-        raise FileNotFoundError(f"No extraction table at {str(path)!r}; make it with `python -m "
-                                "llmup_lib extraction --save-bases` (about 40 minutes on 2 cores).")
-    table = json.loads(path.read_text())
-    if table.get("recipe") != asdict(recipe):
-        raise ValueError(f"The extraction table {str(path)!r} was made with another recipe; "
-                         "rerun `python -m llmup_lib extraction` to remake it.")
-    return table
+    from .tuning import load_recipe_table
+
+    return load_recipe_table(path or table_path(), asdict(recipe), "extraction",
+                             "`python -m llmup_lib extraction --save-bases` (about 40 minutes on "
+                             "2 cores)")
 
 
 def save_base(model, path, arm: str, seed: int, recipe: ExtractionRecipe, val_loss: float) -> Path:

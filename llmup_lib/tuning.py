@@ -266,6 +266,20 @@ def save_tuning_table(table: dict, path) -> Path:
     return path
 
 
+def load_recipe_table(path, recipe: dict, what: str, make: str) -> dict:
+    """A JSON table made with ``recipe`` (its ``"recipe"`` field), else a one-sentence error:
+    missing (``make`` says how to make it) or made with another recipe. The extraction and
+    capacity tables are read this way."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No {what} table at {str(path)!r}; make it with {make}.")
+    table = json.loads(path.read_text())
+    if table.get("recipe") != recipe:
+        raise ValueError(f"The {what} table {str(path)!r} was made with another recipe; rerun "
+                         f"`python -m llmup_lib {what}` to remake it.")
+    return table
+
+
 def load_tuning_table(profile, tokenizer, path=None, task: str = "domain") -> dict:
     """The shipped (or given) table, refused when it was made for another base model."""
     from .base import base_recipe_key

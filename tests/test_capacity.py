@@ -147,6 +147,7 @@ def test_cli_refuses_bad_sizes_workers_and_a_missing_table(tmp_path, capsys):
     before = saved.read_text()
     for argv, message in ((["--sizes", "2x7"], "width divisible by 8"),
                           (["--workers", "0"], "workers=0"),
+                          (["--sizes", "pico", "--workers", "0"], "workers=0"),  # a family name
                           (["--seeds", "a"], "--seeds 'a'"),
                           (["--at-best", "--out", str(tmp_path / "none.json")], "No capacity"),
                           (["--extend", "--out", str(saved)], "another recipe")):
