@@ -25,7 +25,7 @@ if nbval_plugin is not None:
         """nbval's notebook file, read through ``grading.fill_solutions``."""
 
         def collect(self):
-            from llmup_lib.grading import fill_solutions
+            from llmup_lib.exercises.grader import fill_solutions
 
             filled = fill_solutions(self.path)
             # nbval reads the file with nbformat.read in its collect(); hand it the filled copy.

@@ -25,10 +25,10 @@ import statistics
 
 import torch
 
-from llmup_lib.corpora import load_corpus
-from llmup_lib.models import build_model
-from llmup_lib.tokenizer import char_tokenizer, load_tokenizer, pack_blocks
-from llmup_lib.train import TrainConfig, train
+from llmup_lib.core.corpora import load_corpus
+from llmup_lib.core.models import build_model
+from llmup_lib.core.tokenizer import char_tokenizer, load_tokenizer, pack_blocks
+from llmup_lib.core.train import TrainConfig, train
 
 def models(which):
     out = {}

@@ -19,11 +19,11 @@ import time
 
 import torch
 
-from llmup_lib.corpora import load_corpus
-from llmup_lib.models import build_model, flops_per_token
-from llmup_lib.profiles import get_profile
-from llmup_lib.tokenizer import char_tokenizer, load_tokenizer, pack_blocks
-from llmup_lib.train import TrainConfig, train
+from llmup_lib.core.corpora import load_corpus
+from llmup_lib.core.models import build_model, flops_per_token
+from llmup_lib.core.profiles import get_profile
+from llmup_lib.core.tokenizer import char_tokenizer, load_tokenizer, pack_blocks
+from llmup_lib.core.train import TrainConfig, train
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -39,7 +39,7 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
 
 
 def ours(model_fn, blocks, batch, steps) -> float:
-    """Tokens/s of ``llmup_lib.train`` over ``steps`` (after a 5-step warm-up run)."""
+    """Tokens/s of ``llmup_lib.core.train`` over ``steps`` (after a 5-step warm-up run)."""
     cfg = dict(batch_size=batch, lr=1e-3, progress=False, log_every=steps, seed=0)
     train(model_fn(), blocks, None, TrainConfig(steps=5, **cfg))
     result = train(model_fn(), blocks, None, TrainConfig(steps=steps, **cfg))

@@ -45,13 +45,13 @@ import bench_compile  # noqa: E402
 import bench_sweep  # noqa: E402
 from bench_train import hf_trainer, matmul_peak_gflops, ours  # noqa: E402
 
-from llmup_lib.corpora import load_corpus  # noqa: E402
-from llmup_lib.evaluate import generation_speed  # noqa: E402
-from llmup_lib.models import FAMILY, build_model, count_params, flops_per_token  # noqa: E402
-from llmup_lib.profiles import get_profile  # noqa: E402
-from llmup_lib.sweep import SweepRecipe, usable_cores  # noqa: E402
-from llmup_lib.tokenizer import load_tokenizer, pack_blocks  # noqa: E402
-from llmup_lib.train import compile_unavailable  # noqa: E402
+from llmup_lib.core.corpora import load_corpus  # noqa: E402
+from llmup_lib.core.evaluate import generation_speed  # noqa: E402
+from llmup_lib.core.models import FAMILY, build_model, count_params, flops_per_token  # noqa: E402
+from llmup_lib.core.profiles import get_profile  # noqa: E402
+from llmup_lib.experiments.sweep import SweepRecipe, usable_cores  # noqa: E402
+from llmup_lib.core.tokenizer import load_tokenizer, pack_blocks  # noqa: E402
+from llmup_lib.core.train import compile_unavailable  # noqa: E402
 
 SIZES = [s for s in FAMILY if list(FAMILY).index(s) <= list(FAMILY).index("base")]
 SWEEP_SIZES = ["pico", "2x16", "2x24", "nano"]  # small: where one thread per run should win

@@ -39,12 +39,12 @@ def main() -> None:
     ap.add_argument("--out", default="world_v2_probe.json")
     args = ap.parse_args()
 
-    from llmup_lib import world_v2 as w2
-    from llmup_lib.evaluate import sequence_logprobs
-    from llmup_lib.scaling import build_grid_model, parse_shape
-    from llmup_lib.sweep import SweepRecipe
-    from llmup_lib.tokenizer import pack_blocks, train_bpe
-    from llmup_lib.train import TrainConfig, eval_loss, train
+    from llmup_lib.world import biographies as w2
+    from llmup_lib.core.evaluate import sequence_logprobs
+    from llmup_lib.methods.scaling import build_grid_model, parse_shape
+    from llmup_lib.experiments.sweep import SweepRecipe
+    from llmup_lib.core.tokenizer import pack_blocks, train_bpe
+    from llmup_lib.core.train import TrainConfig, eval_loss, train
 
     t0 = time.perf_counter()
     world = w2.make_world_v2(n_people=args.people, zipf_exponent=args.zipf,

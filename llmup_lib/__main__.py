@@ -112,13 +112,13 @@ def main(argv: list[str] | None = None) -> None:
         for key, value in environment_report().items():
             print(f"{key:>16}: {value}")
     elif args.command == "build-tokenizer":
-        from .tokenizer import TOKENIZER_DIR, build_suite_tokenizer
+        from .core.tokenizer import TOKENIZER_DIR, build_suite_tokenizer
 
         tok = build_suite_tokenizer()
         print(f"saved a {len(tok)}-token BPE to {TOKENIZER_DIR}")
     elif args.command == "build-base":
-        from .base import larger_base_profile, save_base_model, train_base_model
-        from .profiles import get_profile
+        from .core.base import larger_base_profile, save_base_model, train_base_model
+        from .core.profiles import get_profile
 
         profile = get_profile(args.profile)
         if args.larger:
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
 
         try:
             if args.profile is not None:
-                from .profiles import get_profile
+                from .core.profiles import get_profile
 
                 get_profile(args.profile)  # an unknown name fails here, with the valid ones
             code = runall.main(args)
@@ -163,9 +163,9 @@ def _tune(args) -> None:
     """``python -m llmup_lib tune``: every (method, rate, seed), written atomically."""
     import time
 
-    from .profiles import get_profile
-    from .tokenizer import load_tokenizer
-    from .tuning import (extend_table, load_tuning_table, parse_grid, save_tuning_table, tune,
+    from .core.profiles import get_profile
+    from .core.tokenizer import load_tokenizer
+    from .experiments.tuning import (extend_table, load_tuning_table, parse_grid, save_tuning_table, tune,
                          tuning_table_path)
 
     profile = get_profile(args.profile)
@@ -201,8 +201,8 @@ def _extraction(args) -> None:
     """``python -m llmup_lib extraction``: every (seed, arm), the table written atomically."""
     import time
 
-    from .extraction import DATA_DIR, check_arm, run_table, save_table, table_path
-    from .tokenizer import load_tokenizer
+    from .experiments.extraction import DATA_DIR, check_arm, run_table, save_table, table_path
+    from .core.tokenizer import load_tokenizer
 
     try:
         arms = [check_arm(a.strip()) for a in args.arms.split(",")]
@@ -237,10 +237,9 @@ def _capacity(args) -> None:
     import sys
     import time
 
-    from .capacity import (SIZES, best_rates, check_size, extend_table, load_table, run_table,
-                           save_table, table_path)
-    from .scaling import non_embedding_params, parse_shape
-    from .tokenizer import load_tokenizer
+    from .experiments.capacity import (SIZES, best_rates, check_size, extend_table, load_table, run_table, save_table, table_path)
+    from .methods.scaling import non_embedding_params, parse_shape
+    from .core.tokenizer import load_tokenizer
 
     out = args.out or table_path()
     try:
@@ -282,9 +281,9 @@ def _capacity(args) -> None:
 
 def _sweep(args) -> None:
     """``python -m llmup_lib sweep``; also runs under ``accelerate launch`` (data-parallel)."""
-    from .profiles import get_profile
-    from .scaling import FAMILY_TOKENS, size_grid
-    from .sweep import (SweepRecipe, check_workers, merge_tables, parse_shard, plan_isoflop,
+    from .core.profiles import get_profile
+    from .methods.scaling import FAMILY_TOKENS, size_grid
+    from .experiments.sweep import (SweepRecipe, check_workers, merge_tables, parse_shard, plan_isoflop,
                         run_sweep, save_table, shard_points)
 
     if args.merge:

@@ -13,7 +13,7 @@ PACKAGES = ["torch", "transformers", "tokenizers", "datasets", "accelerate", "pe
 def environment_report() -> dict:
     import torch
 
-    from .profiles import get_profile
+    from .core.profiles import get_profile
 
     report = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
     for name in PACKAGES:

@@ -13,7 +13,7 @@ time, the kernel's peak memory and its key result. The exit code is 1 if any not
 The key result is the last line a notebook prints that starts with ``KEY RESULT:``, or else the
 last line printed by the code under its "Checks" heading (``all checks passed …``). Each kernel
 gets ``LLMUP_RESULTS_DIR`` (yours, or ``<out>/results``), so the headline numbers a notebook
-records with ``llmup_lib.results.record`` are printed after the table, one line per notebook.
+records with ``llmup_lib.teaching.results.record`` are printed after the table, one line per notebook.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty
 
-from .results import ENV as RESULTS_ENV
-from .results import collect as collect_results
-from .results import format_results
+from .teaching.results import ENV as RESULTS_ENV
+from .teaching.results import collect as collect_results
+from .teaching.results import format_results
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 KEY_PREFIX = "KEY RESULT:"
@@ -156,7 +156,7 @@ def run_notebook(path: Path, out_dir: Path, timeout: float = 1800, profile: str 
     from nbclient import NotebookClient
 
     if solutions:
-        from .grading import fill_solutions
+        from .exercises.grader import fill_solutions
 
         nb = fill_solutions(path)
     else:

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import tiny_data  # tests/tiny_data.py, shared with the subprocess driver scripts
-from llmup_lib.tokenizer import char_tokenizer
+from llmup_lib.core.tokenizer import char_tokenizer
 
 
 @pytest.fixture(scope="session")

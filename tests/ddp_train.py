@@ -6,8 +6,8 @@ import sys
 import torch
 from accelerate import Accelerator
 
-from llmup_lib.models import build_model
-from llmup_lib.train import TrainConfig, eval_loss, train
+from llmup_lib.core.models import build_model
+from llmup_lib.core.train import TrainConfig, eval_loss, train
 from tiny_data import tiny_data  # tests/, on the path as this script's folder
 
 _, tok, train_b, val_b = tiny_data()  # the conftest fixtures' data

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-import llmup_lib.train as T
-from llmup_lib.models import build_model
+import llmup_lib.core.train as T
+from llmup_lib.core.models import build_model
 from tiny_data import tiny_data  # tests/, on the path as this script's folder
 
 torch.set_num_threads(1)
@@ -54,7 +54,7 @@ T.load_checkpoint = recording_load
 cfg = T.TrainConfig(steps=30, batch_size=8, lr=1e-2, log_every=5, progress=False, seed=1,
                     checkpoint_dir=ckpt_dir, checkpoint_every=10)
 if sys.argv[3:] == ["distill"]:
-    from llmup_lib.distill import distill
+    from llmup_lib.methods.distill import distill
 
     result = distill(build_model("pico", tok, 32, seed=0), build_model("nano", tok, 32, seed=1),
                      train_b, val_b, cfg, alpha=0.5, temperature=2.0)  # as in test_resume.py

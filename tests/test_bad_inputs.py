@@ -7,14 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 
-import llmup_lib.train as T
-from llmup_lib import (capacity, compare, corpora, distill, extraction, finetune, models, results,
-                       scaling, sweep, tuning, widgets, world, world_v2)
-from llmup_lib.evaluate import generate
-from llmup_lib.models import build_model
-from llmup_lib.profiles import get_profile
-from llmup_lib.tokenizer import char_tokenizer, pack_blocks, train_bpe
-from llmup_lib.train import TrainConfig, train
+import llmup_lib.core.train as T
+from llmup_lib.experiments import capacity, extraction, sweep, tuning
+from llmup_lib.teaching import claims, compare, results, widgets
+from llmup_lib.core import corpora, models
+from llmup_lib.methods import distill, finetune, scaling
+from llmup_lib.world import stories as world, biographies as world_v2
+from llmup_lib.core.evaluate import generate
+from llmup_lib.core.models import build_model
+from llmup_lib.core.profiles import get_profile
+from llmup_lib.core.tokenizer import char_tokenizer, pack_blocks, train_bpe
+from llmup_lib.core.train import TrainConfig, train
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "bad_inputs.md"
 
@@ -77,14 +80,14 @@ def _adapter_on_other_base(c):
 
 
 def _import_widgets_under_ipywidgets_7(c):
-    """Colab's kernel: ipywidgets 7.7.1 already imported when llmup_lib.widgets is."""
+    """Colab's kernel: ipywidgets 7.7.1 already imported when llmup_lib.teaching.widgets is."""
     import importlib
     import sys
     import types
 
     c.monkeypatch.setitem(sys.modules, "ipywidgets", types.SimpleNamespace(__version__="7.7.1"))
-    c.monkeypatch.delitem(sys.modules, "llmup_lib.widgets")
-    importlib.import_module("llmup_lib.widgets")
+    c.monkeypatch.delitem(sys.modules, "llmup_lib.teaching.widgets")
+    importlib.import_module("llmup_lib.teaching.widgets")
 
 
 # (id, call, exception, substrings the message must hold: the bad value and the fix)
@@ -241,7 +244,7 @@ ROWS = [
      ValueError, ["t.json' was made with another recipe", "python -m llmup_lib capacity"]),
     ("capacity-workers", lambda c: capacity.run_table([("2x8", 1e-2, 0)], None, workers=0),
      ValueError, ["workers=0", "pass e.g. --workers"]),
-    ("compare-one-seed", lambda c: compare.clearly_better([1.0], [2.0, 2.1]), ValueError,
+    ("compare-one-seed", lambda c: claims.claim_better([1.0], [2.0, 2.1]), ValueError,
      ["1 value(s) cannot show a seed spread", "at least two"]),
     ("result-not-a-number", lambda c: results.record("05_scaling", r2_surface="high"),
      ValueError, ["r2_surface='high'", "record numbers only"]),
@@ -262,7 +265,7 @@ def ctx(tmp_path, char_tok, tiny_blocks, tiny_texts, monkeypatch):
 @pytest.mark.parametrize("row_id, call, exc, needles", ROWS, ids=[r[0] for r in ROWS])
 def test_bad_input(ctx, monkeypatch, row_id, call, exc, needles):
     if row_id == "memory-too-small":
-        import llmup_lib.memory as memory
+        import llmup_lib.core.memory as memory
 
         monkeypatch.setattr(memory, "available_memory", lambda device=None: 10_000)
         call = lambda c: train(c.model(), c.blocks[0], None, _cfg())  # noqa: E731
@@ -297,7 +300,7 @@ def _resume_all_corrupt(c, ckpt):
 
 
 def _resume_too_little_memory(c, ckpt):
-    import llmup_lib.memory as memory
+    import llmup_lib.core.memory as memory
 
     real = memory.available_memory
     memory.available_memory = lambda device=None: 10_000

@@ -7,10 +7,11 @@ import math
 
 import pytest
 
-from llmup_lib import capacity as cap
+from llmup_lib.experiments import capacity as cap
+from llmup_lib.teaching import claims
 from llmup_lib.__main__ import main
-from llmup_lib.tokenizer import load_tokenizer
-from llmup_lib.world_v2 import RELATIONS, VALUES
+from llmup_lib.core.tokenizer import load_tokenizer
+from llmup_lib.world.biographies import RELATIONS, VALUES
 
 TINY = cap.CapacityRecipe(people=12, exposures=6, val_docs=16, context=64, batch_size=8)
 
@@ -42,7 +43,7 @@ def _scorer(facts, kind):
 
 @pytest.mark.parametrize("kind", ["oracle", "uniform", "wrong"])
 def test_probe_counts_the_bits_a_model_holds(monkeypatch, tiny_facts, kind):
-    monkeypatch.setattr("llmup_lib.evaluate.sequence_logprobs", _scorer(tiny_facts, kind))
+    monkeypatch.setattr("llmup_lib.core.evaluate.sequence_logprobs", _scorer(tiny_facts, kind))
     probe = cap.knowledge_bits(None, None, tiny_facts)
     inventory = cap.inventory_bits(TINY)
     assert inventory == pytest.approx(12 * sum(math.log2(len(VALUES[r])) for r in RELATIONS))
@@ -87,36 +88,36 @@ GOOD = [_entry("a", 1_000, (300, 320, 310)), _entry("b", 4_000, (900, 950, 920))
         _entry("c", 16_000, (2600, 2700, 2650)), _entry("d", 64_000, (5500, 5450, 5480))]
 
 
-def test_check_capacity_passes_bits_that_grow_with_parameters():
-    result = cap.check_capacity(GOOD, inventory=5566)
+def test_claim_capacity_passes_bits_that_grow_with_parameters():
+    result = claims.claim_capacity(GOOD, inventory=5566)
     assert [e["size"] for e in result["limited"]] == ["a", "b", "c"]
     assert result["bits_per_param"]["a"] == pytest.approx(0.31)
     assert result["clear_steps"] == [("a", "b"), ("b", "c"), ("c", "d")]
     onset = [GOOD[0], dict(GOOD[1], bits=[400, 1200, 2000]), *GOOD[2:]]  # seeds apart, in order
-    assert cap.check_capacity(onset, inventory=5566)["clear_steps"] == [("c", "d")]
+    assert claims.claim_capacity(onset, inventory=5566)["clear_steps"] == [("c", "d")]
 
 
-def test_check_capacity_fails_on_a_probe_blind_to_the_model():
+def test_claim_capacity_fails_on_a_probe_blind_to_the_model():
     null = [dict(e, bits=[1000, 1010, 990]) for e in GOOD]
     with pytest.raises(AssertionError, match="bits stored by b"):
-        cap.check_capacity(null, inventory=5566)
+        claims.claim_capacity(null, inventory=5566)
 
 
-def test_check_capacity_fails_on_sizes_in_the_wrong_order_and_within_the_spread():
+def test_claim_capacity_fails_on_sizes_in_the_wrong_order_and_within_the_spread():
     swapped = [GOOD[1], GOOD[0], *GOOD[2:]]
     with pytest.raises(AssertionError, match="bits stored by a"):
-        cap.check_capacity(swapped, inventory=5566)
+        claims.claim_capacity(swapped, inventory=5566)
     noisy = [GOOD[0], dict(GOOD[1], bits=[200, 900, 1500]), *GOOD[2:]]  # a seed below a's
     with pytest.raises(AssertionError, match="overlap"):
-        cap.check_capacity(noisy, inventory=5566)
+        claims.claim_capacity(noisy, inventory=5566)
 
 
-def test_check_capacity_needs_a_slice_and_every_size_in_it_above_the_last():
+def test_claim_capacity_needs_a_slice_and_every_size_in_it_above_the_last():
     with pytest.raises(AssertionError, match="2 of the sizes"):
-        cap.check_capacity(GOOD, inventory=1500)  # a or b only: the inventory is too small
+        claims.claim_capacity(GOOD, inventory=1500)  # a or b only: the inventory is too small
     for top in ([2000, 2000, 2000], [2650, 2700, 2600]):  # below c, or no more than c
         with pytest.raises(AssertionError, match="bits stored by d"):
-            cap.check_capacity([*GOOD[:3], dict(GOOD[3], bits=top)], inventory=5566)
+            claims.claim_capacity([*GOOD[:3], dict(GOOD[3], bits=top)], inventory=5566)
 
 
 def test_knowledge_excess_is_the_missing_bits_per_token():
@@ -162,10 +163,10 @@ def test_the_largest_size_is_predicted_and_the_null_predictors_are_not():
     15 %; the same check fails for the nearest size's excess and for the mean of the others."""
     result = cap.predict_held_out(cap.at_best(cap.load_table()))
     assert result["size"] == "2x48" and result["slope"] < 0
-    cap.check_prediction(result["rel_err"])
+    claims.claim_prediction(result["rel_err"])
     for null in ("null_nearest_rel_err", "null_mean_rel_err"):
         with pytest.raises(AssertionError, match="misses the measured excess"):
-            cap.check_prediction(result[null], what=null)
+            claims.claim_prediction(result[null], what=null)
 
 
 def test_a_flat_family_is_not_predicted_as_a_power_law():
@@ -174,13 +175,13 @@ def test_a_flat_family_is_not_predicted_as_a_power_law():
     flat[-1] = dict(flat[-1], excess=[0.1, 0.1, 0.1])
     result = cap.predict_held_out(flat)
     with pytest.raises(AssertionError):
-        cap.check_prediction(result["rel_err"])
+        claims.claim_prediction(result["rel_err"])
     with pytest.raises(ValueError, match="needs two"):
         cap.predict_held_out(flat, held=1)
 
 
 def test_prepared_data_is_kept_per_seed_and_tokenizer(tok):
-    from llmup_lib.tokenizer import char_tokenizer
+    from llmup_lib.core.tokenizer import char_tokenizer
 
     first = cap.capacity_data(0, tok, TINY)
     assert cap.capacity_data(0, tok, TINY) is first  # the seed's next run reuses it

@@ -1,8 +1,8 @@
 import pytest
 
 from llmup_lib.__main__ import main
-from llmup_lib.base import base_dir, load_base_model
-from llmup_lib.profiles import get_profile
+from llmup_lib.core.base import base_dir, load_base_model
+from llmup_lib.core.profiles import get_profile
 
 
 def test_info_prints_the_environment(capsys):
@@ -25,9 +25,9 @@ def test_gpu_profile_caches_outside_the_repo(monkeypatch, tmp_path):
 def test_caches_are_keyed_by_recipe_not_by_profile_name(monkeypatch, tmp_path):
     """A changed profile value gets a model of its own: the 'cpu' profile with a 256-token
     context must not load the shipped 128-token base model (it trains its own, cached)."""
-    import llmup_lib.base as B
-    from llmup_lib.finetune import domain_model_dir
-    from llmup_lib.tokenizer import load_tokenizer
+    import llmup_lib.core.base as B
+    from llmup_lib.methods.finetune import domain_model_dir
+    from llmup_lib.core.tokenizer import load_tokenizer
 
     monkeypatch.setenv("LLMUP_CACHE", str(tmp_path))
     tok = load_tokenizer()
@@ -47,7 +47,7 @@ def test_caches_are_keyed_by_recipe_not_by_profile_name(monkeypatch, tmp_path):
 def test_shipped_base_of_another_recipe_is_refused(monkeypatch):
     """The shipped model records its recipe key; a changed world (or tokenizer) no longer
     matches it, and loading it says how to rebuild instead of silently using it."""
-    import llmup_lib.base as B
+    import llmup_lib.core.base as B
 
     monkeypatch.setattr(B, "WORLD_VERSION", 99)
     with pytest.raises(ValueError, match="built with another recipe.*build-base"):
@@ -55,7 +55,7 @@ def test_shipped_base_of_another_recipe_is_refused(monkeypatch):
 
 
 def test_missing_shipped_base_names_the_rebuild_command(monkeypatch, tmp_path):
-    import llmup_lib.base as B
+    import llmup_lib.core.base as B
 
     monkeypatch.setattr(B, "DATA_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match="build-base"):
@@ -76,7 +76,7 @@ def test_the_larger_pretrained_model_is_shipped_as_its_own_recipe():
     base model on the same validation stories."""
     import torch
 
-    import llmup_lib.base as B
+    import llmup_lib.core.base as B
 
     larger = B.larger_base_profile(get_profile("cpu"))
     assert base_dir(larger) == B.DATA_DIR / "base" / "cpu_larger"

@@ -8,38 +8,40 @@ import math
 
 import pytest
 
-from llmup_lib.compare import clearly_better, inside_band, mean_std, separation
-from llmup_lib.distill import check_kd_beats_scratch, gap_closed
-from llmup_lib.finetune import check_lora_vs_full, check_masking, check_transfer
-from llmup_lib.profiles import get_profile
-from llmup_lib.tokenizer import load_tokenizer
-from llmup_lib.tuning import best_rate, load_tuning_table, seed_values
+from llmup_lib.teaching.claims import claim_better, claim_in_band
+from llmup_lib.teaching.compare import mean_std, separation
+from llmup_lib.teaching.claims import claim_kd_beats_scratch
+from llmup_lib.methods.distill import gap_closed
+from llmup_lib.teaching.claims import claim_lora_vs_full, claim_masking, claim_transfer
+from llmup_lib.core.profiles import get_profile
+from llmup_lib.core.tokenizer import load_tokenizer
+from llmup_lib.experiments.tuning import best_rate, load_tuning_table, seed_values
 
 
-# ----------------------------------------------------------------------------- clearly_better
+# ----------------------------------------------------------------------------- claim_better
 def test_clearly_better_needs_a_gap_beyond_both_error_bars():
-    assert clearly_better([1.0, 1.1, 0.9], [2.0, 2.1, 1.9]) == pytest.approx(1.0)
+    assert claim_better([1.0, 1.1, 0.9], [2.0, 2.1, 1.9]) == pytest.approx(1.0)
     assert separation([1.0, 1.1, 0.9], [2.0, 2.1, 1.9]) == (pytest.approx(1.0), pytest.approx(0.4))
-    assert clearly_better([0.7, 0.69, 0.71], [0.4, 0.45, 0.44], higher_is_better=True) > 0
+    assert claim_better([0.7, 0.69, 0.71], [0.4, 0.45, 0.44], higher_is_better=True) > 0
     with pytest.raises(AssertionError, match="the score: .* not beyond"):
-        clearly_better([1.0, 1.1, 0.9], [1.0, 1.1, 0.9])  # a null experiment: the same arm
+        claim_better([1.0, 1.1, 0.9], [1.0, 1.1, 0.9])  # a null experiment: the same arm
     with pytest.raises(AssertionError, match="gap of -1"):
-        clearly_better([2.0, 2.1, 1.9], [1.0, 1.1, 0.9])  # the wrong way round
+        claim_better([2.0, 2.1, 1.9], [1.0, 1.1, 0.9])  # the wrong way round
     # a real difference of means, but inside two deviations each side
     with pytest.raises(AssertionError, match="not beyond"):
-        clearly_better([1.0, 1.3, 0.7], [1.5, 1.8, 1.2])
+        claim_better([1.0, 1.3, 0.7], [1.5, 1.8, 1.2])
     with pytest.raises(AssertionError, match="at least 0.05"):
-        clearly_better([0.5, 0.5, 0.5], [0.47, 0.47, 0.47], higher_is_better=True, min_gap=0.05)
+        claim_better([0.5, 0.5, 0.5], [0.47, 0.47, 0.47], higher_is_better=True, min_gap=0.05)
 
 
 def test_inside_band_passes_a_repeat_and_fails_a_run_that_broke():
     seeds = [0.90, 0.945, 0.925]
-    assert inside_band(0.90, seeds) == pytest.approx(0.90 - sum(seeds) / 3)
-    assert inside_band(0.95, [0.9, 0.9, 0.9], min_width=0.05) == pytest.approx(0.05)
+    assert claim_in_band(0.90, seeds) == pytest.approx(0.90 - sum(seeds) / 3)
+    assert claim_in_band(0.95, [0.9, 0.9, 0.9], min_width=0.05) == pytest.approx(0.05)
     with pytest.raises(AssertionError, match="outside the table's band"):
-        inside_band(0.0, seeds)  # the live run did not train
+        claim_in_band(0.0, seeds)  # the live run did not train
     with pytest.raises(AssertionError, match="outside the table's band"):
-        inside_band(0.96, [0.9, 0.9, 0.9], min_width=0.05)  # no spread: the floor decides
+        claim_in_band(0.96, [0.9, 0.9, 0.9], min_width=0.05)  # no spread: the floor decides
 
 
 def test_mean_std_refuses_what_cannot_show_a_spread():
@@ -55,7 +57,7 @@ def test_mean_std_refuses_what_cannot_show_a_spread():
 def domain():
     """The shipped domain sweep (39 real runs) and the base model's scores, measured here: the
     untrained start, which is also what a frozen adapter or a run that never stepped scores."""
-    from llmup_lib.tuning import make_model, tuning_data
+    from llmup_lib.experiments.tuning import make_model, tuning_data
 
     profile, tokenizer = get_profile("cpu"), load_tokenizer()
     table = load_tuning_table(profile, tokenizer)
@@ -72,13 +74,13 @@ def domain():
 def test_transfer_check_passes_on_the_sweep_and_fails_when_broken(domain):
     arm, frozen = domain["arm"], domain["frozen"]
     base = frozen["domain_excess"]
-    assert check_transfer(base, arm("full", "domain_excess"), arm("scratch", "domain_excess")) > 0
+    assert claim_transfer(base, arm("full", "domain_excess"), arm("scratch", "domain_excess")) > 0
     # broken: fine-tuning that never changed the weights scores the base model's excess
     with pytest.raises(AssertionError, match="not 5x below.*did it train"):
-        check_transfer(base, [frozen["domain_excess"]] * 3, arm("scratch", "domain_excess"))
+        claim_transfer(base, [frozen["domain_excess"]] * 3, arm("scratch", "domain_excess"))
     # null: the "pretrained start" is the scratch model (no pretraining, nothing to transfer)
     with pytest.raises(AssertionError, match="fine-tuned vs from scratch"):
-        check_transfer(base, arm("scratch", "domain_excess"), arm("scratch", "domain_excess"))
+        claim_transfer(base, arm("scratch", "domain_excess"), arm("scratch", "domain_excess"))
 
 
 def test_lora_vs_full_check_passes_on_the_sweep_and_fails_when_broken(domain):
@@ -86,26 +88,26 @@ def test_lora_vs_full_check_passes_on_the_sweep_and_fails_when_broken(domain):
     start = frozen["domain_excess"]
     lora = {m: arm("lora-r2", m) for m in ("domain_excess", "general_loss")}
     full = {m: arm("full", m) for m in ("domain_excess", "general_loss")}
-    gaps = check_lora_vs_full(start, lora, full)
+    gaps = claim_lora_vs_full(start, lora, full)
     assert gaps["learns_less"] > 0 and gaps["forgets_less"] > 0
     # broken: a frozen adapter "learns less and forgets less" trivially, and must still fail
     frozen_arm = {m: [frozen[m]] * 3 for m in ("domain_excess", "general_loss")}
     with pytest.raises(AssertionError, match="is the adapter training"):
-        check_lora_vs_full(start, frozen_arm, full)
+        claim_lora_vs_full(start, frozen_arm, full)
     # null: LoRA's arm is full fine-tuning's
     with pytest.raises(AssertionError, match="learns less"):
-        check_lora_vs_full(start, full, full)
+        claim_lora_vs_full(start, full, full)
 
 
 # ------------------------------------------------------------------------------------------ 04
 def test_masking_check_fails_on_a_null_or_a_broken_experiment():
     masked, unmasked = [0.69, 0.70, 0.68], [0.44, 0.40, 0.48]  # 04's measured arms, rounded
-    assert check_masking(masked, unmasked, few_shot=0.2) == pytest.approx(0.25)
+    assert claim_masking(masked, unmasked, few_shot=0.2) == pytest.approx(0.25)
     with pytest.raises(AssertionError, match="masking the prompt"):
-        check_masking(masked, masked, few_shot=0.2)  # null: masking changed nothing
+        claim_masking(masked, masked, few_shot=0.2)  # null: masking changed nothing
     # broken: answers replaced by random ones teach the format but no fact: no lift
     with pytest.raises(AssertionError, match="are the answers right"):
-        check_masking([0.02, 0.0, 0.01], [0.0, 0.01, 0.0], few_shot=0.2)
+        claim_masking([0.02, 0.0, 0.01], [0.0, 0.01, 0.0], few_shot=0.2)
 
 
 # ------------------------------------------------------------------------------------------ 06
@@ -115,10 +117,10 @@ def tiny_students(tmp_path_factory):
     alpha = 0, on a pico teacher of their own: the broken experiment of notebook 06."""
     import torch
 
-    from llmup_lib.base import general_blocks, load_base_model
-    from llmup_lib.distill import TeacherCache, distill
-    from llmup_lib.models import build_model
-    from llmup_lib.train import TrainConfig
+    from llmup_lib.core.base import general_blocks, load_base_model
+    from llmup_lib.methods.distill import TeacherCache, distill
+    from llmup_lib.core.models import build_model
+    from llmup_lib.core.train import TrainConfig
 
     mp = pytest.MonkeyPatch()
     mp.setenv("LLMUP_CACHE", str(tmp_path_factory.mktemp("cache")))
@@ -138,7 +140,7 @@ def tiny_students(tmp_path_factory):
                                   progress=False)
                 losses[name].append(distill(student, cache, train_blocks, val_blocks, cfg,
                                             alpha=alpha).final_val_loss)
-        from llmup_lib.train import eval_loss
+        from llmup_lib.core.train import eval_loss
 
         yield losses, eval_loss(teacher, val_blocks, 2)
     finally:
@@ -149,18 +151,18 @@ def test_kd_check_fails_when_alpha_is_zero(tiny_students):
     losses, teacher_loss = tiny_students
     assert losses["kd, alpha 0"] == pytest.approx(losses["scratch"])  # alpha 0 *is* scratch
     with pytest.raises(AssertionError, match="is alpha > 0"):
-        check_kd_beats_scratch(losses["scratch"], losses["kd, alpha 0"], teacher_loss)
+        claim_kd_beats_scratch(losses["scratch"], losses["kd, alpha 0"], teacher_loss)
 
 
 def test_kd_check_passes_on_the_shipped_student_sweep_and_needs_the_gap_closed():
-    from llmup_lib.tuning import best_rate
+    from llmup_lib.experiments.tuning import best_rate
 
     profile, tokenizer = get_profile("cpu"), load_tokenizer()
     table = load_tuning_table(profile, tokenizer, task="distill")
     scratch = seed_values(table, "scratch", best_rate(table, "scratch"), "val_loss")
     kd = seed_values(table, "kd", best_rate(table, "kd"), "val_loss")
-    closed = check_kd_beats_scratch(scratch, kd, table["teacher_loss"])
+    closed = claim_kd_beats_scratch(scratch, kd, table["teacher_loss"])
     assert closed == pytest.approx(gap_closed(sum(scratch) / 3, sum(kd) / 3, table["teacher_loss"]))
     # a student far better than scratch but closing too little of a far bigger gap still fails
     with pytest.raises(AssertionError, match="less than 25%"):
-        check_kd_beats_scratch([2.0, 2.01, 1.99], [1.9, 1.91, 1.89], teacher_loss=0.5)
+        claim_kd_beats_scratch([2.0, 2.01, 1.99], [1.9, 1.91, 1.89], teacher_loss=0.5)

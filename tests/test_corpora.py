@@ -3,7 +3,7 @@
 import pytest
 from datasets import Dataset, DatasetDict
 
-from llmup_lib.corpora import load_corpus
+from llmup_lib.core.corpora import load_corpus
 
 
 def test_world_sources():

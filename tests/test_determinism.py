@@ -4,11 +4,11 @@ machine, and a different seed changes the numbers (so each check can fail)."""
 import pytest
 import torch
 
-from llmup_lib.corpora import load_corpus
-from llmup_lib.distill import distill
-from llmup_lib.finetune import full_finetune_model, lora_model
-from llmup_lib.models import build_model
-from llmup_lib.train import TrainConfig, train
+from llmup_lib.core.corpora import load_corpus
+from llmup_lib.methods.distill import distill
+from llmup_lib.methods.finetune import full_finetune_model, lora_model
+from llmup_lib.core.models import build_model
+from llmup_lib.core.train import TrainConfig, train
 
 
 def _cfg(seed):

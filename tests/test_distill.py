@@ -4,15 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmup_lib.distill import (TeacherCache, distill, distill_on_policy, entropy_bits,
-                               file_size_mb, forward_kl,
-                               gap_closed, generation_throughput, jsd, kd_loss, mean_entropy_bits,
-                               next_token_probs, quantize_int8, reverse_kl, sample_blocks, soften,
-                               softened_distribution, t_squared_effect, temperature_explorer,
-                               top_tokens)
-from llmup_lib.exercises import check_forward_kl, check_gap_closed
-from llmup_lib.models import build_model, count_params
-from llmup_lib.train import TrainConfig, eval_loss, train
+from llmup_lib.methods.distill import (TeacherCache, distill, distill_on_policy, entropy_bits, file_size_mb, forward_kl, gap_closed, generation_throughput, jsd, kd_loss, mean_entropy_bits, next_token_probs, quantize_int8, reverse_kl, sample_blocks, soften, softened_distribution, temperature_explorer, top_tokens)
+from llmup_lib.teaching.claims import claim_t_squared_matters
+from llmup_lib.exercises.values import check_forward_kl, check_gap_closed
+from llmup_lib.core.models import build_model, count_params
+from llmup_lib.core.train import TrainConfig, eval_loss, train
 
 LOSSES = [forward_kl, reverse_kl, jsd]
 
@@ -121,7 +117,7 @@ def test_different_vocabularies_are_a_clear_error(pair, char_tok, tiny_blocks):
     teacher, _ = pair
     from transformers import LlamaForCausalLM
 
-    from llmup_lib.models import model_config
+    from llmup_lib.core.models import model_config
 
     other = LlamaForCausalLM(model_config("pico", len(char_tok) + 3, 32))
     with pytest.raises(ValueError, match="same tokenizer"):
@@ -188,7 +184,7 @@ def test_distill_with_alpha_zero_is_training_from_scratch(char_tok, pair, tiny_b
 def test_distill_speed_excludes_evaluation(char_tok, pair, tiny_blocks, monkeypatch):
     import time
 
-    import llmup_lib.train as T
+    import llmup_lib.core.train as T
 
     teacher, _ = pair
     real_eval = T.eval_loss
@@ -221,7 +217,7 @@ def test_on_policy_refuses_checkpoints_between_resamples(char_tok, pair, tmp_pat
 
 
 def test_on_policy_resumes_exactly(char_tok, pair, tmp_path, monkeypatch):
-    import llmup_lib.train as T
+    import llmup_lib.core.train as T
 
     teacher, _ = pair
 
@@ -349,7 +345,7 @@ def test_eval_loss_of_distilled_student_is_finite(char_tok, pair, tiny_blocks):
 
 
 def test_kd_loss_fn_is_kd_loss_on_the_teachers_logits(pair, tiny_blocks):
-    from llmup_lib.distill import kd_loss_fn
+    from llmup_lib.methods.distill import kd_loss_fn
 
     teacher, student = pair
     blocks = tiny_blocks[0][:6]
@@ -377,13 +373,13 @@ def test_kd_loss_fn_is_kd_loss_on_the_teachers_logits(pair, tiny_blocks):
 def test_t_squared_check_fails_on_a_null_experiment():
     """06's check: it passes when the arms' means differ by more than three seed deviations and
     fails when the flag changes nothing (both arms the same runs) or only within the spread."""
-    assert t_squared_effect([1.03, 1.04, 1.02], [1.12, 1.11, 1.13]) == pytest.approx(-0.09)
+    assert claim_t_squared_matters([1.03, 1.04, 1.02], [1.12, 1.11, 1.13]) == pytest.approx(-0.09)
     with pytest.raises(AssertionError, match="made no measurable difference"):
-        t_squared_effect([1.03, 1.06, 1.01], [1.03, 1.06, 1.01])  # the flag ignored
+        claim_t_squared_matters([1.03, 1.06, 1.01], [1.03, 1.06, 1.01])  # the flag ignored
     with pytest.raises(AssertionError, match="made no measurable difference"):
-        t_squared_effect([1.03, 1.12, 1.00], [1.10, 1.05, 1.14])  # inside the seed spread
+        claim_t_squared_matters([1.03, 1.12, 1.00], [1.10, 1.05, 1.14])  # inside the seed spread
     with pytest.raises(ValueError, match="at least two seeds per arm"):
-        t_squared_effect([1.03], [1.12])
+        claim_t_squared_matters([1.03], [1.12])
 
 
 def test_without_t_squared_the_teacher_weighs_less_in_training(pair, char_tok, tiny_blocks):
@@ -400,7 +396,7 @@ def test_without_t_squared_the_teacher_weighs_less_in_training(pair, char_tok, t
 
 
 def test_half_depth_student_takes_every_other_teacher_layer(char_tok):
-    from llmup_lib.distill import half_depth_student
+    from llmup_lib.methods.distill import half_depth_student
 
     teacher = build_model("mini", char_tok, 32, seed=3)  # 4 layers
     student = half_depth_student(teacher)
@@ -424,10 +420,10 @@ def test_half_depth_student_takes_every_other_teacher_layer(char_tok):
 def test_distill_tuning_task_trains_every_student(monkeypatch, tmp_path):
     """`tune --task distill` on a tiny profile: every method, rate and seed, scored by
     validation loss; alpha 0 ('scratch') differs from KD; the best rate comes from val_loss."""
-    import llmup_lib.distill as D
-    from llmup_lib.profiles import get_profile
-    from llmup_lib.tokenizer import load_tokenizer
-    from llmup_lib.tuning import best_rate, check_method, summary, tune
+    import llmup_lib.methods.distill as D
+    from llmup_lib.core.profiles import get_profile
+    from llmup_lib.core.tokenizer import load_tokenizer
+    from llmup_lib.experiments.tuning import best_rate, check_method, summary, tune
 
     monkeypatch.setenv("LLMUP_CACHE", str(tmp_path))
     monkeypatch.setattr(D, "STUDENT_STEPS", 3)

@@ -3,16 +3,16 @@ from pathlib import Path
 
 import pytest
 
-from llmup_lib.base import load_base_model, shipped_metrics
-from llmup_lib.evaluate import (count_tokens_per_char, exact_match, fact_accuracy, generate,
+from llmup_lib.core.base import load_base_model, shipped_metrics
+from llmup_lib.core.evaluate import (count_tokens_per_char, exact_match, fact_accuracy, generate,
                                 generate_greedy, generation_speed, language_model_metrics,
                                 peak_memory_mb, sequence_logprobs)
-from llmup_lib.exercises import check_bits_per_char, check_param_count, check_perplexity
-from llmup_lib.models import build_model
-from llmup_lib.profiles import get_profile
-from llmup_lib.tokenizer import load_tokenizer
-from llmup_lib.widgets import sample_text
-from llmup_lib.world import make_world, world_facts
+from llmup_lib.exercises.values import check_bits_per_char, check_param_count, check_perplexity
+from llmup_lib.core.models import build_model
+from llmup_lib.core.profiles import get_profile
+from llmup_lib.core.tokenizer import load_tokenizer
+from llmup_lib.teaching.widgets import sample_text
+from llmup_lib.world.stories import make_world, world_facts
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_peak_memory_sees_a_temporary_allocation():
 
     script = """
 import time, torch
-from llmup_lib.evaluate import PeakMemory
+from llmup_lib.core.evaluate import PeakMemory
 with PeakMemory(interval_s=0.001) as small:
     pass
 with PeakMemory(interval_s=0.001) as big:
@@ -133,7 +133,7 @@ print(big.peak_mb, small.peak_mb)
 
 
 def test_new_exercise_checks_accept_truth_and_reject_errors():
-    from llmup_lib.exercises import check_lora_params, check_masked_labels, check_training_flops
+    from llmup_lib.exercises.values import check_lora_params, check_masked_labels, check_training_flops
 
     assert check_training_flops(10, 100, 6000) and not check_training_flops(10, 100, 2000)
     assert check_lora_params(4, 8, 2, 24) and not check_lora_params(4, 8, 2, 64)
@@ -154,7 +154,7 @@ def test_peak_memory_is_this_processes_not_its_parents():
         big[i] = 1
     parent = peak_memory_mb()
     del big
-    out = subprocess.run([sys.executable, "-c", "from llmup_lib.evaluate import peak_memory_mb;"
+    out = subprocess.run([sys.executable, "-c", "from llmup_lib.core.evaluate import peak_memory_mb;"
                           "print(peak_memory_mb())"], capture_output=True, text=True, check=True)
     child = float(out.stdout.strip())
     assert child < parent - 300, (child, parent)

@@ -7,10 +7,11 @@ import json
 import pytest
 import torch
 
-from llmup_lib import extraction as ex
+from llmup_lib.experiments import extraction as ex
+from llmup_lib.teaching import claims
 from llmup_lib.__main__ import main
-from llmup_lib.models import load_model
-from llmup_lib.tokenizer import load_tokenizer
+from llmup_lib.core.models import load_model
+from llmup_lib.core.tokenizer import load_tokenizer
 
 TINY = ex.ExtractionRecipe(people=12, docs=200, val_docs=16, size="pico", context=64, steps=6,
                            it_steps=3, eval_rows=6, max_new_tokens=8)
@@ -83,28 +84,28 @@ def test_shipped_table_and_bases_match_the_recipe(shipped):
         assert meta["val_loss"] == pytest.approx(row["pretrain_val_loss"], abs=1e-5)
 
 
-def test_check_extraction_passes_on_the_shipped_runs(shipped):
-    gap = ex.check_extraction(ex.arm_values(shipped, "augmented"), ex.arm_values(shipped, "single"))
+def test_claim_extraction_passes_on_the_shipped_runs(shipped):
+    gap = claims.claim_extraction(ex.arm_values(shipped, "augmented"), ex.arm_values(shipped, "single"))
     assert gap > 0.2
 
 
-def test_check_extraction_fails_on_a_null_experiment(shipped):
+def test_claim_extraction_fails_on_a_null_experiment(shipped):
     """Augmentation that changed nothing: the augmented arm's runs are the single arm's."""
     single = ex.arm_values(shipped, "single")
     with pytest.raises(AssertionError, match="below the 80% goal"):
-        ex.check_extraction(single, single)
+        claims.claim_extraction(single, single)
     with pytest.raises(AssertionError, match="not beyond"):
-        ex.check_extraction([0.9, 0.91, 0.92], [0.9, 0.91, 0.92])  # above the goal, no gap
+        claims.claim_extraction([0.9, 0.91, 0.92], [0.9, 0.91, 0.92])  # above the goal, no gap
 
 
-def test_check_extraction_fails_when_instruction_tuning_taught_nothing(shipped):
+def test_claim_extraction_fails_when_instruction_tuning_taught_nothing(shipped):
     with pytest.raises(AssertionError, match="did pretraining or instruction tuning run"):
-        ex.check_extraction([0.0, 0.0, 0.0], ex.arm_values(shipped, "single"))
+        claims.claim_extraction([0.0, 0.0, 0.0], ex.arm_values(shipped, "single"))
 
 
-def test_check_extraction_fails_within_the_seed_spread():
+def test_claim_extraction_fails_within_the_seed_spread():
     with pytest.raises(AssertionError, match="not beyond"):
-        ex.check_extraction([0.95, 0.80, 0.88], [0.70, 0.55, 0.85])
+        claims.claim_extraction([0.95, 0.80, 0.88], [0.70, 0.55, 0.85])
 
 
 def test_arm_values_names_a_missing_arm():

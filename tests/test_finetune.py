@@ -3,15 +3,10 @@ import json
 import pytest
 import torch
 
-from llmup_lib.finetune import (
-    adamw_state_estimate, chat_prompt, file_size_bytes, freeze_except, full_finetune_model,
-    instruction_rows, linear_module_names, load_adapter, lora_cost, lora_model, lora_update,
-    measured_optimizer_bytes, merge_adapter, reinit_untrained_tokens, save_adapter,
-    trainable_parameters, untrained_token_ids,
-)
-from llmup_lib.models import build_model
-from llmup_lib.tokenizer import load_tokenizer
-from llmup_lib.train import TrainConfig, train
+from llmup_lib.methods.finetune import (adamw_state_estimate, chat_prompt, file_size_bytes, freeze_except, full_finetune_model, instruction_rows, linear_module_names, load_adapter, lora_cost, lora_model, lora_update, measured_optimizer_bytes, merge_adapter, reinit_untrained_tokens, save_adapter, trainable_parameters, untrained_token_ids)
+from llmup_lib.core.models import build_model
+from llmup_lib.core.tokenizer import load_tokenizer
+from llmup_lib.core.train import TrainConfig, train
 
 
 @pytest.fixture()
@@ -192,14 +187,14 @@ def test_domain_floor_is_the_notes_entropy_per_token():
     model's domain loss (a model cannot beat the true entropy)."""
     import math
 
-    from llmup_lib.base import load_base_model
-    from llmup_lib.corpora import load_corpus
-    from llmup_lib.evaluate import count_tokens_per_char
-    from llmup_lib.finetune import domain_blocks, domain_floor_nats
-    from llmup_lib.profiles import get_profile
-    from llmup_lib.tokenizer import load_tokenizer
-    from llmup_lib.train import eval_loss
-    from llmup_lib.world import entropy_bits_per_char
+    from llmup_lib.core.base import load_base_model
+    from llmup_lib.core.corpora import load_corpus
+    from llmup_lib.core.evaluate import count_tokens_per_char
+    from llmup_lib.methods.finetune import domain_blocks, domain_floor_nats
+    from llmup_lib.core.profiles import get_profile
+    from llmup_lib.core.tokenizer import load_tokenizer
+    from llmup_lib.core.train import eval_loss
+    from llmup_lib.world.stories import entropy_bits_per_char
 
     profile, tok = get_profile("cpu"), load_tokenizer()
     val = load_corpus("domain", n_train=profile.n_domain, n_val=profile.n_val)["validation"]

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmup_lib import exercises, grading, solutions
-from llmup_lib.exercise_bank import EXERCISES, OPTIONS
+from llmup_lib.exercises import values as exercises, grader as grading, solutions
+from llmup_lib.exercises.bank import EXERCISES, OPTIONS
 
 IDS = sorted(EXERCISES)
 MISTAKES = [(ex.id, i) for ex in EXERCISES.values() for i in range(len(ex.mistakes))]
@@ -311,8 +311,8 @@ def test_check_finds_the_exercise_by_name(capsys):
 
 def test_solutions_match_the_package():
     """The references agree with the package where it implements the same thing."""
-    from llmup_lib import distill
-    from llmup_lib.finetune import lora_update
+    from llmup_lib.methods import distill
+    from llmup_lib.methods.finetune import lora_update
 
     z_s, z_t = torch.randn(2, 4, 9), torch.randn(2, 4, 9)
     assert torch.allclose(solutions.kd_forward_kl(z_s, z_t, 3.0), distill.forward_kl(z_s, z_t, 3.0))
@@ -347,7 +347,7 @@ def test_fill_solutions_replaces_only_open_exercise_cells(tmp_path, capsys):
              _exercise_cell(STUB),
              _exercise_cell("def perplexity(x):\n    return 1.0", "01.perplexity"),
              _exercise_cell(STUB.replace("bits_per_char", "other"), None, tags=()),
-             nbformat.v4.new_code_cell("from llmup_lib.grading import check\n"
+             nbformat.v4.new_code_cell("from llmup_lib.exercises.grader import check\n"
                                        "passed = check(bits_per_char)")]
     path = _notebook(tmp_path, cells)
     nb = grading.fill_solutions(path)

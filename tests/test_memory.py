@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import llmup_lib.memory as memory
-from llmup_lib.finetune import lora_model
-from llmup_lib.memory import check_fits, estimate_training_memory
-from llmup_lib.models import build_model
-from llmup_lib.train import TrainConfig, train
+import llmup_lib.core.memory as memory
+from llmup_lib.methods.finetune import lora_model
+from llmup_lib.core.memory import check_fits, estimate_training_memory
+from llmup_lib.core.models import build_model
+from llmup_lib.core.train import TrainConfig, train
 
 # Runs in a fresh process. glibc's malloc raises its mmap threshold as large blocks are freed and
 # then keeps freed heap pages resident, so a process's RSS after a few steps overstates what is
@@ -22,11 +22,11 @@ from llmup_lib.train import TrainConfig, train
 # predicts (and what CUDA's allocator peak reports on a GPU).
 MEASURE = r"""
 import json, sys, torch
-from llmup_lib.evaluate import PeakMemory
-from llmup_lib.memory import estimate_training_memory
-from llmup_lib.models import build_model
-from llmup_lib.tokenizer import load_tokenizer
-from llmup_lib.train import TrainConfig, train
+from llmup_lib.core.evaluate import PeakMemory
+from llmup_lib.core.memory import estimate_training_memory
+from llmup_lib.core.models import build_model
+from llmup_lib.core.tokenizer import load_tokenizer
+from llmup_lib.core.train import TrainConfig, train
 torch.set_num_threads(1)
 tok = load_tokenizer()
 cfg = lambda b: TrainConfig(steps=2, batch_size=b, lr=1e-3, progress=False)
@@ -105,7 +105,7 @@ def test_available_memory_is_known_here():
 
 
 def test_distill_refuses_before_the_first_step(monkeypatch, char_tok, tiny_blocks):
-    from llmup_lib.distill import check_distill_fits, distill
+    from llmup_lib.methods.distill import check_distill_fits, distill
 
     student = build_model("pico", char_tok, 32)
     teacher = build_model("nano", char_tok, 32)

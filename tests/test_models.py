@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from llmup_lib.models import (FAMILY, build_model, count_params, flops_per_token, load_model,
+from llmup_lib.core.models import (FAMILY, build_model, count_params, flops_per_token, load_model,
                               model_config)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from llmup_lib.grading import YOUR_CODE_HERE, exercises, fill_solutions, get_exercise, grade
+from llmup_lib.exercises.grader import YOUR_CODE_HERE, exercises, fill_solutions, get_exercise, grade
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[1-7]_*.ipynb"))
@@ -130,7 +130,7 @@ def test_pytest_runs_notebooks_with_the_solutions_filled_in(tmp_path):
     """A notebook whose check cell asserts the exercise passes: green only if conftest filled it."""
     nb = nbformat.v4.new_notebook()
     nb.cells = [
-        nbformat.v4.new_code_cell("from llmup_lib.grading import check"),
+        nbformat.v4.new_code_cell("from llmup_lib.exercises.grader import check"),
         nbformat.v4.new_code_cell("def lora_scale(alpha, rank):\n    # YOUR CODE HERE\n"
                                   "    raise NotImplementedError",
                                   metadata={"tags": ["exercise"], "exercise_id": "03.lora_scale"}),

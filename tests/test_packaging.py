@@ -1,5 +1,5 @@
-"""`pip install .` (not editable) gives a working package: the wheel carries data/ (tokenizer,
-shipped base model, sweep tables) as llmup_lib/data, and the installed copy loads them from a
+"""`pip install .` (not editable) gives a working package: the wheel carries llmup_lib/data
+(tokenizer, shipped base model, sweep tables), and the installed copy loads them from a
 folder outside the checkout. No download: the wheel is built without build isolation and
 installed with --no-deps into a folder put first on the path of this same interpreter, whose
 site-packages provide torch, transformers and the rest."""
@@ -12,20 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from llmup_lib.tokenizer import DATA_DIR, find_data_dir
+from llmup_lib.store import DATA_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 
 CHECK = """
 import json
 import llmup_lib
-from llmup_lib.base import base_dir
-from llmup_lib.models import load_model
-from llmup_lib.profiles import get_profile
-from llmup_lib.sweep import shipped_table
-from llmup_lib.capacity import load_table as load_capacity_table
-from llmup_lib.extraction import load_base, load_table
-from llmup_lib.tokenizer import DATA_DIR, load_tokenizer
+from llmup_lib.core.base import base_dir
+from llmup_lib.core.models import load_model
+from llmup_lib.core.profiles import get_profile
+from llmup_lib.experiments.sweep import shipped_table
+from llmup_lib.experiments.capacity import load_table as load_capacity_table
+from llmup_lib.experiments.extraction import load_base, load_table
+from llmup_lib.store import DATA_DIR
+from llmup_lib.core.tokenizer import load_tokenizer
 tok = load_tokenizer()
 load_table()  # notebook 04's extraction table, and a base it tunes live (loaded, not retrained)
 load_capacity_table()  # notebook 05's knowledge-capacity table
@@ -38,12 +39,9 @@ print(json.dumps({"package": llmup_lib.__file__, "data": str(DATA_DIR), "vocab":
 """
 
 
-def test_data_dir_is_the_checkouts_here_and_the_packages_when_installed(tmp_path):
-    assert DATA_DIR == ROOT / "data" and (DATA_DIR / "tokenizer" / "tokenizer.json").exists()
-    installed = tmp_path / "site" / "llmup_lib"
-    (installed / "data" / "tokenizer").mkdir(parents=True)
-    assert find_data_dir(installed) == installed / "data"
-    assert find_data_dir(tmp_path / "checkout" / "llmup_lib") == tmp_path / "checkout" / "data"
+def test_data_dir_is_inside_the_package():
+    assert DATA_DIR == ROOT / "llmup_lib" / "data"
+    assert (DATA_DIR / "tokenizer" / "tokenizer.json").exists()
 
 
 @pytest.mark.slow

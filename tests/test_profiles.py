@@ -1,6 +1,6 @@
 import pytest
 
-from llmup_lib.profiles import PROFILES, get_profile
+from llmup_lib.core.profiles import PROFILES, get_profile
 
 
 def test_default_is_cpu(monkeypatch):

@@ -5,7 +5,7 @@ load SmolLM2 itself are in test_smollm2.py."""
 import pytest
 
 from llmup_lib import real
-from llmup_lib.profiles import get_profile
+from llmup_lib.core.profiles import get_profile
 
 
 @pytest.fixture()

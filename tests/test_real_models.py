@@ -15,12 +15,13 @@ import pytest
 import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-from llmup_lib import corpora, hub, models
-from llmup_lib.corpora import load_corpus
-from llmup_lib.evaluate import language_model_metrics
-from llmup_lib.finetune import lora_model, trainable_parameters
-from llmup_lib.models import load_model
-from llmup_lib.tokenizer import load_tokenizer
+from llmup_lib.core import corpora, models
+from llmup_lib import hub
+from llmup_lib.core.corpora import load_corpus
+from llmup_lib.core.evaluate import language_model_metrics
+from llmup_lib.methods.finetune import lora_model, trainable_parameters
+from llmup_lib.core.models import load_model
+from llmup_lib.core.tokenizer import load_tokenizer
 
 TEXTS = ["Once upon a time a small fox found a red ball in the park.",
          "The nurse wrote that the patient had a mild fever and a cough.",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmup_lib import results
+from llmup_lib.teaching import results
 
 
 def test_unset_dir_checks_and_writes_nothing(tmp_path, monkeypatch):

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import llmup_lib.train as T
-from llmup_lib.models import build_model
-from llmup_lib.train import MANIFEST, TrainConfig, train, verify_manifest
+import llmup_lib.core.train as T
+from llmup_lib.core.models import build_model
+from llmup_lib.store import MANIFEST, verify_manifest
+from llmup_lib.core.train import TrainConfig, train
 
 DRIVER = Path(__file__).with_name("resume_train.py")
 ROOT = DRIVER.parent.parent
@@ -63,7 +64,7 @@ def _env(**extra):
 
 @pytest.fixture(scope="module")
 def uninterrupted_distill(char_tok, tiny_blocks):
-    from llmup_lib.distill import distill
+    from llmup_lib.methods.distill import distill
 
     torch.set_num_threads(1)
     train_b, val_b = tiny_blocks
@@ -172,7 +173,7 @@ def test_checkpoint_without_manifest_loads_with_a_warning(tmp_path, char_tok, ti
 
 
 def test_corrupt_sweep_cache_row_is_retrained(tmp_path, monkeypatch, char_tok, tiny_blocks):
-    from llmup_lib.sweep import SweepRecipe, run_sweep
+    from llmup_lib.experiments.sweep import SweepRecipe, run_sweep
 
     monkeypatch.setenv("LLMUP_CACHE", str(tmp_path))
     calls = []
@@ -200,8 +201,8 @@ def test_corrupt_sweep_cache_row_is_retrained(tmp_path, monkeypatch, char_tok, t
 
 
 def test_corrupt_domain_model_cache_is_rebuilt(tmp_path, monkeypatch, char_tok, tiny_blocks):
-    import llmup_lib.finetune as ft
-    from llmup_lib.profiles import get_profile
+    import llmup_lib.methods.finetune as ft
+    from llmup_lib.core.profiles import get_profile
 
     monkeypatch.setenv("LLMUP_CACHE", str(tmp_path))
     monkeypatch.setattr(ft, "prepared_base",
@@ -233,7 +234,7 @@ def test_corrupt_domain_model_cache_is_rebuilt(tmp_path, monkeypatch, char_tok, 
 def test_a_lora_run_resumes_exactly(tmp_path, char_tok, tiny_blocks):
     # A PEFT checkpoint holds the adapter only (adapter_model.safetensors); resuming loads it
     # into a fresh LoRA model on the same base and must continue the run exactly.
-    from llmup_lib.finetune import lora_model
+    from llmup_lib.methods.finetune import lora_model
 
     train_b, val_b = tiny_blocks
 

@@ -30,7 +30,7 @@ def folder(tmp_path):
              "print('all checks passed (64 MB held)')"),
         md("## Summary"),
         code("print('not a check')\n"
-             "from llmup_lib.results import record\nrecord('01_pass', held_mb=64, share=0.25)"),
+             "from llmup_lib.teaching.results import record\nrecord('01_pass', held_mb=64, share=0.25)"),
     ])
     _notebook(books / "02_fail.ipynb", [
         code("print('KEY RESULT: loss 1.25')"),
@@ -140,7 +140,7 @@ def test_solutions_mode_fills_the_exercises_and_leaves_the_file_alone(tmp_path, 
     code = nbformat.v4.new_code_cell
     stub = "def lora_scale(alpha, rank):\n    # YOUR CODE HERE\n    raise NotImplementedError"
     _notebook(books / "03_exercise.ipynb", [
-        code("from llmup_lib.grading import check"),
+        code("from llmup_lib.exercises.grader import check"),
         code(stub, metadata={"tags": ["exercise"], "exercise_id": "03.lora_scale"}),
         code("assert check(lora_scale)\nprint('all checks passed')"),
     ])

@@ -3,13 +3,13 @@ import math
 import numpy as np
 import pytest
 
-from llmup_lib import scaling as S
-from llmup_lib import sweep as W
-from llmup_lib.models import build_model, count_params, flops_per_token
-from llmup_lib.scaling import (REFERENCES, ChinchillaLaw, build_grid_model, compute_optimal,
+from llmup_lib.methods import scaling as S
+from llmup_lib.experiments import sweep as W
+from llmup_lib.core.models import build_model, count_params, flops_per_token
+from llmup_lib.methods.scaling import (REFERENCES, ChinchillaLaw, build_grid_model, compute_optimal,
                                fit_chinchilla, fit_frontier_exponent, fit_power_law,
                                isoflop_optimum, non_embedding_params, size_grid, training_flops)
-from llmup_lib.sweep import (SweepRecipe, load_table, plan_isoflop, run_sweep, save_table,
+from llmup_lib.experiments.sweep import (SweepRecipe, load_table, plan_isoflop, run_sweep, save_table,
                              shipped_table)
 
 N = np.array([7e3, 1.4e4, 2.5e4, 5.5e4, 1e5, 2.3e5])

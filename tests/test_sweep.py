@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from llmup_lib import sweep as W
-from llmup_lib.sweep import (SweepRecipe, check_workers, load_table, merge_tables, parse_shard,
+from llmup_lib.experiments import sweep as W
+from llmup_lib.experiments.sweep import (SweepRecipe, check_workers, load_table, merge_tables, parse_shard,
                              run_sweep, save_table, shard_points)
 
 # what depends on the machine's speed and load, not on the run
@@ -55,8 +55,8 @@ def test_peak_rss_is_measured_and_resettable():
     still mapped) can serve 200 MB from memory that is already resident, so its peak would not
     move whatever the code under test does (seen under pytest-xdist)."""
     script = """
-from llmup_lib import sweep as W
-from llmup_lib.evaluate import process_peak_rss_mb
+from llmup_lib.experiments import sweep as W
+from llmup_lib.core.evaluate import process_peak_rss_mb
 resettable = W.reset_peak_rss()
 before = process_peak_rss_mb()
 big = bytearray(200 * 2**20)  # touch 200 MB

@@ -1,8 +1,7 @@
 import pytest
 import torch
 
-from llmup_lib.tokenizer import (EOS, char_tokenizer, load_tokenizer, pack_blocks,
-                                 tokenize_corpus, train_bpe)
+from llmup_lib.core.tokenizer import (EOS, char_tokenizer, load_tokenizer, pack_blocks, tokenize_corpus, train_bpe)
 
 
 def test_bpe_round_trip_and_specials(tiny_texts):
@@ -69,12 +68,12 @@ def test_shipped_vocabulary_is_shared_with_the_domain():
     stories alone would leave most of them untrained: the check can fail."""
     import torch
 
-    from llmup_lib.base import general_blocks
-    from llmup_lib.corpora import load_corpus
-    from llmup_lib.finetune import domain_blocks, untrained_token_ids
-    from llmup_lib.profiles import get_profile
-    from llmup_lib.tokenizer import load_tokenizer, pack_blocks
-    from llmup_lib.world import HEALTH_OPENINGS
+    from llmup_lib.core.base import general_blocks
+    from llmup_lib.core.corpora import load_corpus
+    from llmup_lib.methods.finetune import domain_blocks, untrained_token_ids
+    from llmup_lib.core.profiles import get_profile
+    from llmup_lib.core.tokenizer import load_tokenizer, pack_blocks
+    from llmup_lib.world.stories import HEALTH_OPENINGS
 
     profile, tok = get_profile("cpu"), load_tokenizer()
     general_train, _ = general_blocks(profile, tok)
@@ -94,7 +93,7 @@ def test_the_token_stream_is_tokenised_in_chunks_without_changing_it():
     block, is the one-shot tokenize_corpus's, across chunk boundaries."""
     import torch
 
-    from llmup_lib.tokenizer import _token_stream, load_tokenizer, pack_blocks, tokenize_corpus
+    from llmup_lib.core.tokenizer import _token_stream, load_tokenizer, pack_blocks, tokenize_corpus
 
     tok = load_tokenizer()
     texts = [f"Note {i}: the patient took {i} mg." for i in range(11)]

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmup_lib.models import build_model
-from llmup_lib.train import TrainConfig, batch_indices, eval_loss, lr_at, save_checkpoint, train
+from llmup_lib.core.models import build_model
+from llmup_lib.core.train import TrainConfig, batch_indices, eval_loss, lr_at, train
+from llmup_lib.core.checkpoint import save_checkpoint
 
 
 def _cfg(**kw):
@@ -55,7 +56,7 @@ def test_same_seed_same_numbers(char_tok, tiny_blocks):
 def test_resume_is_exact(tmp_path, char_tok, tiny_blocks, monkeypatch):
     """Crash right after the step-15 checkpoint, resume into a fresh model: the resumed run
     must end with the weights and the loss history of an uninterrupted run."""
-    import llmup_lib.train as T
+    import llmup_lib.core.train as T
 
     train_b, val_b = tiny_blocks
     full = train(build_model("pico", char_tok, 32), train_b, val_b, _cfg())
@@ -225,7 +226,7 @@ def test_compiled_training_matches_eager_within_tolerance(char_tok, tiny_blocks)
 
 
 def test_compile_unavailable_is_one_clear_error(char_tok, tiny_blocks, monkeypatch, tmp_path):
-    import llmup_lib.train as T
+    import llmup_lib.core.train as T
 
     monkeypatch.setattr(T, "compile_unavailable",
                         lambda: "PyTorch 1.13.1 has no torch.compile (it arrived in 2.0)")
@@ -244,7 +245,7 @@ def test_compile_unavailable_is_one_clear_error(char_tok, tiny_blocks, monkeypat
 
 def test_fused_adamw_comes_with_compile_and_on_request():
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
-    from llmup_lib.train import make_optimizer
+    from llmup_lib.core.train import make_optimizer
 
     def fused(**kw):
         return bool(make_optimizer(model, _cfg(**kw)).defaults.get("fused"))

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from llmup_lib.profiles import get_profile
-from llmup_lib.tokenizer import load_tokenizer
-from llmup_lib.tuning import (DEFAULT_LORA_LR, best_rate, check_method, extend_table,
+from llmup_lib.core.profiles import get_profile
+from llmup_lib.core.tokenizer import load_tokenizer
+from llmup_lib.experiments.tuning import (DEFAULT_LORA_LR, best_rate, check_method, extend_table,
                               load_tuning_table, parse_grid, save_tuning_table, seed_values,
                               summary, tune, tuned_rates)
 
@@ -90,9 +90,9 @@ def test_extending_a_table_adds_only_new_runs_and_records_the_command(table, tin
 def test_larger_method_fine_tunes_notebook_07s_larger_pretrained_model(tiny_profile):
     """``larger`` starts from the shipped larger base (whatever the profile's own base size),
     loaded once for all its runs; its default rate is that model's pretraining peak."""
-    from llmup_lib.base import LARGER
-    from llmup_lib.models import count_params
-    from llmup_lib.tuning import make_model, tuning_data
+    from llmup_lib.core.base import LARGER
+    from llmup_lib.core.models import count_params
+    from llmup_lib.experiments.tuning import make_model, tuning_data
 
     tok = load_tokenizer()
     data = tuning_data(tiny_profile, tok)
@@ -118,7 +118,7 @@ def test_tables_round_trip_and_refuse_another_base(table, tiny_profile, tmp_path
 def test_shipped_table_matches_the_shipped_base_and_has_three_seeds():
     """The table notebooks 02 and 03 read: made for the shipped base, >= 3 rates and >= 3 seeds
     for each method."""
-    from llmup_lib.tuning import tuning_table_path
+    from llmup_lib.experiments.tuning import tuning_table_path
 
     profile, tok = get_profile("cpu"), load_tokenizer()
     table = load_tuning_table(profile, tok)
@@ -164,7 +164,7 @@ def test_tuned_rates_fall_back_to_the_defaults_without_a_table(tmp_path):
 
 
 def test_student_rates_come_from_the_distill_table_or_the_default():
-    from llmup_lib.tuning import DEFAULT_STUDENT_LR
+    from llmup_lib.experiments.tuning import DEFAULT_STUDENT_LR
 
     tok = load_tokenizer()
     methods = ("scratch", "kd")

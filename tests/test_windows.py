@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import llmup_lib
-from llmup_lib import evaluate
+from llmup_lib.core import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,18 +24,21 @@ sys.modules["resource"] = None
 names = sys.argv[1:]
 for name in names:
     importlib.import_module("llmup_lib." + name)
-from llmup_lib.evaluate import peak_memory_mb
+from llmup_lib.core.evaluate import peak_memory_mb
 print("imported", len(names), "peak", peak_memory_mb())
 """
 
 
 def _submodules():
-    return sorted(m.name for m in pkgutil.iter_modules(llmup_lib.__path__) if m.name != "__main__")
+    """Every module of the package and its subpackages, as names under ``llmup_lib.``."""
+    return sorted(m.name.removeprefix("llmup_lib.")
+                  for m in pkgutil.walk_packages(llmup_lib.__path__, "llmup_lib.")
+                  if not m.name.endswith("__main__") and ".data" not in m.name)
 
 
 def test_every_module_imports_without_resource():
     names = _submodules()
-    assert {"evaluate", "finetune", "models", "train"} <= set(names)
+    assert {"core.evaluate", "methods.finetune", "core.models", "core.train"} <= set(names)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-c", SCRIPT, *names], capture_output=True,
                             text=True, env=env, timeout=300, check=False)

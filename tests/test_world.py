@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from llmup_lib import world as W
-from llmup_lib.world import (domain_corpus, entropy_bits_per_char, general_corpus,
+from llmup_lib.world import stories as W
+from llmup_lib.world.stories import (domain_corpus, entropy_bits_per_char, general_corpus,
                              generate_domain, generate_general, instruction_set, make_world,
                              parse_text, score_text, world_facts)
 

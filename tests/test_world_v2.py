@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from llmup_lib import world_v2 as W
+from llmup_lib.world import biographies as W
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def test_health_text_states_no_formulary_fact(world):
 def test_domain_tokens_occur_in_pretraining(world):
     """One shared vocabulary: >= 99 % of the clinic notes' tokens (a BPE trained on both
     registers) occur in the tokenised pretraining corpus."""
-    from llmup_lib.tokenizer import train_bpe
+    from llmup_lib.core.tokenizer import train_bpe
 
     pool = list(W.corpus("general", 8000, 1, world=world)["train"]["text"])
     notes = list(W.corpus("domain", 1000, 1, world=world)["train"]["text"])
@@ -166,7 +166,7 @@ def test_prediction_check_can_fail():
 
 def test_generation_is_lean_and_fast(world):
     """Ten million tokens' worth of documents (~2.5 M characters per 10^5 docs) in <= 30 s."""
-    from llmup_lib.evaluate import peak_memory_mb
+    from llmup_lib.core.evaluate import peak_memory_mb
 
     before = peak_memory_mb()
     start = time.perf_counter()

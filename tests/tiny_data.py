@@ -4,7 +4,7 @@ so a run in a child process sees exactly the fixtures' data."""
 
 import random
 
-from llmup_lib.tokenizer import char_tokenizer, pack_blocks
+from llmup_lib.core.tokenizer import char_tokenizer, pack_blocks
 
 WORDS = "the cat sat on a mat and a dog ran to the park with a red ball".split()
 

@@ -20,9 +20,9 @@ OPT_IN = ("It runs on **SmolLM2-135M-Instruct**, a real pretrained model that th
           "`LLMUP_REAL_MODELS=1` before starting Jupyter, or use the `gpu` profile. Otherwise "
           "this cell prints one line and moves on.")
 
-LOAD = '''    from llmup_lib.models import load_model
+LOAD = '''    from llmup_lib.core.models import load_model
     from llmup_lib.real import smollm2_gguf_path
-    from llmup_lib.tokenizer import load_tokenizer
+    from llmup_lib.core.tokenizer import load_tokenizer
 
     real = load_model(smollm2_gguf_path()).to(profile.torch_device())
     real_tok = load_tokenizer(smollm2_gguf_path())
@@ -66,9 +66,9 @@ tokens, measured at about 2 minutes on 2 shared cores and under 3 GB; clinic-not
 from llmup_lib.real import real_model_section
 
 if real_model_section(profile, "the real-model LoRA"):
-    from llmup_lib.corpora import load_corpus
-    from llmup_lib.tokenizer import pack_blocks
-    from llmup_lib.train import eval_loss
+    from llmup_lib.core.corpora import load_corpus
+    from llmup_lib.core.tokenizer import pack_blocks
+    from llmup_lib.core.train import eval_loss
 
 {load}
     real_lora = lora_model(real, rank=8, targets=["q_proj", "v_proj"])
@@ -106,7 +106,7 @@ the ideal real scaling experiment for the same `fit_power_law`.""", '''\
 from llmup_lib.real import real_model_section
 
 if real_model_section(profile, "the real-model point"):
-    from llmup_lib.evaluate import language_model_metrics
+    from llmup_lib.core.evaluate import language_model_metrics
 
 {load}
     m = language_model_metrics(real, real_tok, list(corpus["validation"]["text"])[:40], 128,
@@ -123,9 +123,9 @@ every position). {opt_in} On the `cpu` profile the teacher writes 16 sequences o
 from llmup_lib.real import real_model_section
 
 if real_model_section(profile, "the real-model distillation"):
-    from llmup_lib.distill import sample_blocks
-    from llmup_lib.models import build_model
-    from llmup_lib.train import TrainConfig
+    from llmup_lib.methods.distill import sample_blocks
+    from llmup_lib.core.models import build_model
+    from llmup_lib.core.train import TrainConfig
 
 {load}
     start = real_tok.bos_token_id

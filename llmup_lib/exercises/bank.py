@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import solutions as S
-from .grading import Exercise, Mistake
+from .grader import Exercise, Mistake
 
 LN2 = math.log(2)
 
@@ -308,7 +308,7 @@ def _masked(shift):
 
 @functools.lru_cache(maxsize=1)
 def _suite_tokenizer():
-    from .tokenizer import load_tokenizer
+    from ..core.tokenizer import load_tokenizer
 
     return load_tokenizer()
 
@@ -321,7 +321,7 @@ def _chat_cases(rng):
 
 
 def _chat_truth(tok, question, answer):
-    from .finetune import instruction_rows
+    from ..methods.finetune import instruction_rows
 
     inputs, labels = instruction_rows(tok, [question], [answer])
     return inputs[0].tolist(), labels[0].tolist()
@@ -433,7 +433,7 @@ def _linear_space_fit(n, loss, floor=0.0):
 
 
 def _law_cases(rng):
-    from .scaling import ChinchillaLaw
+    from ..methods.scaling import ChinchillaLaw
 
     return [(10 ** rng.uniform(15, 24),
              ChinchillaLaw(E=rng.uniform(0.5, 2), A=rng.uniform(100, 600), B=rng.uniform(100, 2500),
@@ -518,7 +518,7 @@ def _kl_with(forward=True, T2=True, soften=True, mean=True):
 
 def _distill(name):
     def truth(*args):
-        from . import distill
+        from ..methods import distill
 
         return getattr(distill, name)(*args)
     return truth
@@ -622,7 +622,7 @@ def _option_problem(answer) -> str | None:
 
 
 def _describe(x):
-    from .grading import describe
+    from .grader import describe
 
     return describe(x)
 

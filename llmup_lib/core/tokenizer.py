@@ -16,16 +16,9 @@ from typing import Iterable
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-
-def find_data_dir(package_dir: Path | None = None) -> Path:
-    """The shipped data: ``llmup_lib/data`` in an installed wheel (pyproject maps the top-level
-    ``data/`` there), else ``data/`` beside the package in a checkout or editable install."""
-    package_dir = Path(package_dir or Path(__file__).resolve().parent)
-    installed = package_dir / "data"
-    return installed if (installed / "tokenizer").is_dir() else package_dir.parent / "data"
+from ..store import DATA_DIR
 
 
-DATA_DIR = find_data_dir()
 TOKENIZER_DIR = DATA_DIR / "tokenizer"
 
 EOS = "<|endoftext|>"  # ends every document, and every chat turn
@@ -87,7 +80,7 @@ def load_tokenizer(path: str | Path | None = None) -> PreTrainedTokenizerFast:
     tokenizer inside a ``.gguf`` file (e.g. ``llmup_lib.real.smollm2_gguf_path()``)."""
     path = Path(path) if path is not None else TOKENIZER_DIR
     if path.suffix.lower() == ".gguf":
-        from .real import load_gguf_tokenizer
+        from ..real import load_gguf_tokenizer
 
         return load_gguf_tokenizer(path)
     if not (path / "tokenizer.json").exists():
@@ -100,7 +93,7 @@ def load_tokenizer(path: str | Path | None = None) -> PreTrainedTokenizerFast:
 
 def build_suite_tokenizer(vocab_size: int = 1024, n_docs: int = 4000) -> PreTrainedTokenizerFast:
     """Train the shipped BPE on a fixed sample of the general corpus and save it to data/."""
-    from .world import generate_general, make_world
+    from ..world.stories import generate_general, make_world
 
     texts = [d.text for d in generate_general(make_world(0), n_docs, seed=12345)]
     tok = train_bpe(texts, vocab_size)

@@ -1,6 +1,6 @@
 """Headline numbers, machine-readable: each notebook records what it measured.
 
-    from llmup_lib.results import record
+    from llmup_lib.teaching.results import record
     record("05_scaling", r2_surface=0.991, alpha_fit=0.41)
 
 When ``LLMUP_RESULTS_DIR`` is set, the numbers are merged into ``$LLMUP_RESULTS_DIR/<stem>.json``
@@ -11,12 +11,13 @@ returns the numbers, so a notebook runs the same everywhere.
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import os
 import re
 from pathlib import Path
+
+from ..store import read_json, write_json
 
 ENV = "LLMUP_RESULTS_DIR"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -57,9 +58,7 @@ def record(stem: str, **numbers_) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{stem}.json"
         merged = {**read(path), **checked}
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, path)  # a reader sees the old file or the new one, never half
+        write_json(path, merged, sort_keys=True)  # a reader sees the old file or the new one
     return checked
 
 
@@ -68,7 +67,7 @@ def read(path) -> dict:
     path = Path(path)
     if not path.exists():
         return {}
-    data = json.loads(path.read_text())
+    data = read_json(path, what="results file")
     if not isinstance(data, dict):
         raise ValueError(f"{str(path)!r} is not a results file (a JSON object of numbers); "
                          "delete it and rerun the notebook.")

@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .evaluate import generation_times
-from .train import TrainConfig, TrainResult, causal_lm_loss, eval_loss, split_blocks, train
+from ..core.evaluate import generation_times
+from ..core.train import TrainConfig, TrainResult, causal_lm_loss, eval_loss, split_blocks, train
 
 DIVERGENCES = ("forward", "reverse", "jsd")
 
@@ -229,7 +229,7 @@ def check_distill_fits(student, batch_size: int, context: int, device=None) -> d
     the teacher's side of the loss, its logits and their softmax for one batch (the teacher's
     weights are already loaded, and a ``TeacherCache`` is already in memory). Raises
     ``MemoryError`` when that cannot fit; returns the estimate."""
-    from .memory import check_fits, estimate_training_memory
+    from ..core.memory import check_fits, estimate_training_memory
 
     estimate = estimate_training_memory(student, batch_size, context)
     vocab = student.get_output_embeddings().weight.shape[0]
@@ -312,50 +312,6 @@ def gap_closed(scratch_loss: float, student_loss: float, teacher_loss: float) ->
     return (scratch_loss - student_loss) / gap
 
 
-def t_squared_effect(with_t2, without_t2, spreads: float = 3.0) -> float:
-    """Notebook 06's check that the ``T²`` factor matters. ``with_t2`` and ``without_t2`` are
-    the validation losses of students distilled alike except for the factor, one per batch
-    order (seed): their means must differ by more than ``spreads`` times the larger of the two
-    arms' standard deviations (the seed spread). Returns the difference of the means (with minus
-    without); raises ``AssertionError`` when it is within the spread, as it is for a broken
-    experiment in which the flag changes nothing."""
-    import statistics
-
-    with_t2, without_t2 = list(with_t2), list(without_t2)
-    if min(len(with_t2), len(without_t2)) < 2:
-        raise ValueError("t_squared_effect needs at least two seeds per arm to measure their "
-                         "spread; pass one loss per batch order, e.g. three each.")
-    diff = statistics.mean(with_t2) - statistics.mean(without_t2)
-    spread = max(statistics.stdev(with_t2), statistics.stdev(without_t2))
-    if not abs(diff) > spreads * spread:
-        raise AssertionError(f"with and without T² the students differ by {diff:+.3f} nats/token "
-                             f"on average, within {spreads:g} seed deviations ({spread:.3f} "
-                             "each): the factor made no measurable difference (is t_squared "
-                             "reaching the loss?).")
-    return diff
-
-
-def check_kd_beats_scratch(scratch_losses, kd_losses, teacher_loss: float,
-                           spreads: float = 2.0, min_closed: float = 0.25) -> float:
-    """Notebook 06's headline check. ``scratch_losses`` and ``kd_losses`` are the validation
-    losses of the student trained without and with the teacher, one per seed, each at its own
-    best rate. Logit KD must beat scratch beyond the seed spread (``compare.clearly_better``)
-    and close at least ``min_closed`` of the scratch -> teacher gap (means over seeds). Returns
-    that gap closed; raises ``AssertionError`` for a broken experiment, e.g. KD with
-    ``alpha=0``, which *is* the scratch student."""
-    import statistics
-
-    from .compare import clearly_better
-
-    clearly_better(kd_losses, scratch_losses, spreads=spreads,
-                   what="logit KD vs the scratch student (validation loss; is alpha > 0?)")
-    closed = gap_closed(statistics.mean(scratch_losses), statistics.mean(kd_losses), teacher_loss)
-    if closed < min_closed:
-        raise AssertionError(f"logit KD closes {closed:.0%} of the scratch -> teacher gap, less "
-                             f"than {min_closed:.0%}.")
-    return closed
-
-
 # ------------------------------------------------------------------- notebook 06's students, tuned
 STUDENT, STUDENT_STEPS, N_TRANSFER = "nano", 200, 96
 # scratch / kd: the nano student without and with the teacher; kd-half / kd-half-init: half the
@@ -405,7 +361,7 @@ def half_depth_student(teacher, from_teacher: bool = True, seed: int = 0):
 def distill_tuning_data(profile, tokenizer) -> dict:
     """What every notebook-06 student run needs, loaded once: the teacher (the base model), the
     transfer set, its teacher cache and the validation blocks."""
-    from .base import general_blocks, load_base_model
+    from ..core.base import general_blocks, load_base_model
 
     teacher = load_base_model(profile, progress=False)
     train_blocks, val_blocks = general_blocks(profile, tokenizer)
@@ -418,7 +374,7 @@ def distill_tuning_data(profile, tokenizer) -> dict:
 def distill_student(method: str, data: dict, profile):
     """A fresh student for ``method``; its initial weights are the same for every seed (the
     seed sets the batch order), as in notebook 06."""
-    from .models import build_model
+    from ..core.models import build_model
 
     if not method.startswith("kd-half"):
         model = build_model(STUDENT, data["tokenizer"], profile.context, seed=profile.seed)

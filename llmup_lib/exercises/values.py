@@ -1,7 +1,7 @@
 """``check_…()`` helpers for the notebooks' value exercises: each says right, or what kind of
 mistake it looks like, and never prints the expected value (a learner who reads it has nothing
 left to find). The function exercises — the learner writes the code, graded on hidden cases —
-are in ``llmup_lib.grading`` (``check(fn)``, ``hint(id, tier)``).
+are in ``llmup_lib.exercises.grader`` (``check(fn)``, ``hint(id, tier)``).
 
 ``check_forward_kl``, ``check_gap_closed`` (also in ``distill``) and ``check_six_nd``,
 ``check_tokens_per_param`` (also in ``scaling``) are here in their quiet form, with the same
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from .grading import check_value
+from .grader import check_value
 
 
 def _number(value):
@@ -76,7 +76,7 @@ def check_lora_params(d_in: int, d_out: int, rank: int, your_count: int) -> bool
 def check_masked_labels(prompt_ids: list, answer_ids: list, your_labels: list) -> bool:
     """Exercise: the labels of one prompt-masked training row (inputs = all tokens but the last)."""
     from . import solutions
-    from .exercise_bank import _masked
+    from .bank import _masked
 
     seq, p = list(prompt_ids) + list(answer_ids), list(prompt_ids)
     got = list(your_labels) if isinstance(your_labels, (list, tuple)) else your_labels
@@ -96,7 +96,7 @@ def check_masked_labels(prompt_ids: list, answer_ids: list, your_labels: list) -
 
 def check_forward_kl(student_logits, teacher_logits, temperature: float, your_value) -> bool:
     """Exercise: the forward-KL distillation loss with its T², written by hand."""
-    from .distill import forward_kl, reverse_kl
+    from ..methods.distill import forward_kl, reverse_kl
 
     T = temperature
     truth = float(forward_kl(student_logits, teacher_logits, T))
@@ -128,7 +128,7 @@ def check_six_nd(row: dict, your_flops: float) -> bool:
 
 def check_tokens_per_param(flops: float, your_ratio: float) -> bool:
     """Exercise: Chinchilla's optimal tokens per parameter at a budget (its reference law)."""
-    from .scaling import REFERENCES, CHINCHILLA_TOKENS_PER_PARAM
+    from ..methods.scaling import REFERENCES, CHINCHILLA_TOKENS_PER_PARAM
 
     truth = float(REFERENCES["chinchilla"].optimal(flops)["tokens_per_param"])
     return check_value("tokens per parameter", _number(your_ratio), truth, rtol=1e-2, mistakes=[

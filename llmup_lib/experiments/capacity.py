@@ -30,7 +30,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .tokenizer import DATA_DIR as _SHIPPED  # the checkout's data/, or the installed package's
+from ..store import DATA_DIR as _SHIPPED  # the checkout's data/, or the installed package's
 
 DATA_DIR = _SHIPPED / "capacity"
 SIZES = ("2x8", "2x16", "2x24", "2x32", "2x48")
@@ -52,7 +52,7 @@ _DATA: dict = {}  # (seed, recipe, vocabulary) -> prepared data, kept for the se
 
 
 def capacity_world(seed: int, recipe: CapacityRecipe = RECIPE):
-    from .world_v2 import make_world_v2
+    from ..world.biographies import make_world_v2
 
     return make_world_v2(seed=seed, n_people=recipe.people, zipf_exponent=1e-3, health_share=0.0,
                          max_events=0)
@@ -60,8 +60,8 @@ def capacity_world(seed: int, recipe: CapacityRecipe = RECIPE):
 
 def capacity_data(seed: int, tokenizer, recipe: CapacityRecipe = RECIPE) -> dict:
     """The seed's training and validation blocks, the true floor (nats/token) and the facts."""
-    from .tokenizer import pack_blocks
-    from .world_v2 import corpus, facts
+    from ..core.tokenizer import pack_blocks
+    from ..world.biographies import corpus, facts
 
     key = (seed, recipe, frozenset(tokenizer.get_vocab().items()))  # another tokenizer: new data
     if key not in _DATA:
@@ -84,7 +84,7 @@ def capacity_data(seed: int, tokenizer, recipe: CapacityRecipe = RECIPE) -> dict
 
 def inventory_bits(recipe: CapacityRecipe = RECIPE) -> float:
     """Bits of facts in the world: people x sum over relations of log2 |values|."""
-    from .world_v2 import RELATIONS, VALUES
+    from ..world.biographies import RELATIONS, VALUES
 
     return recipe.people * sum(math.log2(len(VALUES[r])) for r in RELATIONS)
 
@@ -95,8 +95,8 @@ def knowledge_bits(model, tokenizer, facts, batch_size: int = 64) -> dict:
     facts whose true value is the model's first choice."""
     import numpy as np
 
-    from .evaluate import sequence_logprobs
-    from .world_v2 import VALUES
+    from ..core.evaluate import sequence_logprobs
+    from ..world.biographies import VALUES
 
     prompts, values = [], []
     for f in facts:
@@ -117,7 +117,7 @@ def knowledge_bits(model, tokenizer, facts, batch_size: int = 64) -> dict:
 
 
 def check_size(size) -> str:
-    from .scaling import parse_shape
+    from ..methods.scaling import parse_shape
 
     parse_shape(size)  # one sentence naming the bad size and the fix
     return size
@@ -126,9 +126,9 @@ def check_size(size) -> str:
 def run_point(size: str, lr: float, seed: int, tokenizer, recipe: CapacityRecipe = RECIPE) -> dict:
     """One row: ``size`` pretrained from random weights at peak rate ``lr`` for one pass over the
     seed's biographies, then its validation loss, excess over the floor and stored bits."""
-    from .models import count_params
-    from .scaling import build_grid_model, non_embedding_params, parse_shape
-    from .train import TrainConfig, eval_loss, train
+    from ..core.models import count_params
+    from ..methods.scaling import build_grid_model, non_embedding_params, parse_shape
+    from ..core.train import TrainConfig, eval_loss, train
 
     data = capacity_data(seed, tokenizer, recipe)
     start = time.perf_counter()
@@ -159,7 +159,7 @@ def _init_worker(threads: int) -> None:
 
 
 def _worker_point(size, lr, seed, recipe) -> dict:
-    from .tokenizer import load_tokenizer
+    from ..core.tokenizer import load_tokenizer
 
     return run_point(size, lr, seed, load_tokenizer(), recipe)
 
@@ -266,11 +266,6 @@ def loglog_fit(x, y) -> dict:
             "r2": 1 - float(np.sum(resid ** 2)) / ss if ss > 0 else float("nan")}
 
 
-def capacity_limited(entries, inventory: float, share: float = 0.8) -> list[dict]:
-    """The sizes whose mean stored bits are below ``share`` of the inventory."""
-    return [e for e in entries if statistics.mean(e["bits"]) < share * inventory]
-
-
 def knowledge_excess(bits: float, table: dict) -> float:
     """The part of the loss above the floor (nats/token) that the probe's missing bits explain:
     every biography states all of one person's facts, so a model short of ``inventory - bits``
@@ -278,41 +273,6 @@ def knowledge_excess(bits: float, table: dict) -> float:
     people = table["recipe"]["people"]
     per_bio = statistics.mean(r["tokens_per_bio"] for r in table["rows"])  # each seed's world
     return (table["inventory_bits"] - bits) * math.log(2) / (people * per_bio)
-
-
-def check_capacity(entries, inventory: float, min_sizes: int = 3, spreads: float = 2.0) -> dict:
-    """Bits stored grow with parameters until a size holds the inventory: at least ``min_sizes``
-    sizes store less than 80 % of it (capacity-limited); each of them stores less than the next
-    size up on every seed (the ranges do not overlap), and the largest capacity-limited size
-    stores more than the smallest beyond ``spreads`` seed deviations each side. Returns the
-    capacity-limited entries, each size's bits per non-embedding parameter, and the steps
-    between neighbours that also clear ``spreads`` deviations (``clear_steps``; near the onset
-    of learning one seed may store three times another, so not every step does). A probe blind
-    to the model (equal bits at every size), sizes in the wrong order or overlapping seeds fail."""
-    from .compare import clearly_better, separation
-
-    limited = capacity_limited(entries, inventory)
-    if len(limited) < min_sizes:
-        raise AssertionError(f"{len(limited)} of the sizes store less than 80 % of the "
-                             f"{inventory:,.0f} bits; the slice needs {min_sizes}: a larger "
-                             "inventory or smaller sizes")
-    clear = []
-    for small, big in zip(entries, entries[1:]):
-        if small not in limited:
-            continue
-        if not min(big["bits"]) > max(small["bits"]):
-            raise AssertionError(f"bits stored by {big['size']} against {small['size']}: "
-                                 f"{big['bits']} against {small['bits']} (one per seed) overlap; "
-                                 "the larger size must store more on every seed.")
-        gap, bar = separation(big["bits"], small["bits"], spreads=spreads, higher_is_better=True)
-        if gap > bar:
-            clear.append((small["size"], big["size"]))
-    clearly_better(limited[-1]["bits"], limited[0]["bits"], spreads=spreads,
-                   higher_is_better=True, what=f"bits stored by {limited[-1]['size']} against "
-                   f"{limited[0]['size']}")
-    return {"limited": limited, "clear_steps": clear,
-            "bits_per_param": {e["size"]: statistics.mean(e["bits"]) / e["params"]
-                               for e in entries}}
 
 
 def predict_held_out(entries, held: int = -1) -> dict:
@@ -338,9 +298,3 @@ def predict_held_out(entries, held: int = -1) -> dict:
                                                       for e in below))}
 
 
-def check_prediction(rel_err: float, tolerance: float = 0.15, what: str = "the prediction"):
-    """``rel_err`` (a relative error) within ``tolerance``; a null predictor fails."""
-    if not rel_err <= tolerance:
-        raise AssertionError(f"{what} misses the measured excess by {rel_err:.0%}, more than "
-                             f"{tolerance:.0%}.")
-    return rel_err

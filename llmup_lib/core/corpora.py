@@ -22,8 +22,8 @@ from pathlib import Path
 import datasets
 from datasets import Dataset, DatasetDict
 
-from .hub import hub_unreachable
-from .world import domain_corpus, general_corpus
+from ..hub import hub_unreachable
+from ..world.stories import domain_corpus, general_corpus
 
 WORLD_SOURCES = {"general": general_corpus, "domain": domain_corpus}
 CHUNK_CHARS = 1000  # document size for text files without blank lines

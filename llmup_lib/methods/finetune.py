@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
 import re
 import shutil
 import warnings
@@ -25,7 +24,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers.pytorch_utils import Conv1D
 
-from .train import TrainConfig, make_optimizer, optimizer_state_bytes
+from ..core.train import TrainConfig, make_optimizer, optimizer_state_bytes
 
 ALL_LINEAR = "all-linear"  # peft's shorthand: every nn.Linear except the output head
 
@@ -263,16 +262,12 @@ def lora_model(model, rank: int = 8, alpha: float | None = None, dropout: float 
 def save_adapter(peft_model: PeftModel, path) -> int:
     """Save only the adapter (atomically: a temp folder renamed when complete); returns its
     size in bytes. The base model is not copied: that is the point of an adapter."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    with _quiet_peft():
+    from ..store import atomic_folder
+
+    with atomic_folder(path) as tmp, _quiet_peft():
         peft_model.save_pretrained(tmp)
-    meta = {"base_config": _architecture(peft_model.get_base_model().config)}
-    (tmp / "llmup_base.json").write_text(json.dumps(meta))
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+        meta = {"base_config": _architecture(peft_model.get_base_model().config)}
+        (tmp / "llmup_base.json").write_text(json.dumps(meta))
     return file_size_bytes(path)
 
 
@@ -357,7 +352,7 @@ def instruction_rows(tokenizer, questions, answers, mask_prompt: bool = True,
 
 def answer_questions(model, tokenizer, questions, max_new_tokens: int = 12) -> list[str]:
     """Greedy answers of a chat model, cut at its end-of-turn (many questions at once)."""
-    from .evaluate import generate_greedy
+    from ..core.evaluate import generate_greedy
 
     prompts = [chat_prompt(tokenizer, q) for q in questions]
     return [text.strip() for text in generate_greedy(model, tokenizer, prompts, max_new_tokens)]
@@ -368,8 +363,8 @@ def answer_questions(model, tokenizer, questions, max_new_tokens: int = 12) -> l
 
 def domain_blocks(profile, tokenizer, n_docs: int | None = None):
     """Training and validation blocks of the clinic-note corpus (the first ``n_docs`` notes)."""
-    from .corpora import load_corpus
-    from .tokenizer import pack_blocks
+    from ..core.corpora import load_corpus
+    from ..core.tokenizer import pack_blocks
 
     corpus = load_corpus("domain", n_train=profile.n_domain, n_val=profile.n_val, seed=profile.seed)
     texts = list(corpus["train"]["text"])[:n_docs]
@@ -382,9 +377,9 @@ def domain_floor_nats(profile, tokenizer) -> float:
     loss is measured against (excess loss = loss − floor)."""
     import math
 
-    from .corpora import load_corpus
-    from .evaluate import count_tokens_per_char
-    from .world import entropy_bits_per_char
+    from ..core.corpora import load_corpus
+    from ..core.evaluate import count_tokens_per_char
+    from ..world.stories import entropy_bits_per_char
 
     val = load_corpus("domain", n_train=profile.n_domain, n_val=profile.n_val,
                       seed=profile.seed)["validation"]
@@ -401,7 +396,7 @@ def domain_recipe(profile, steps: int | None = None, lr: float | None = None) ->
 def prepared_base(profile, tokenizer):
     """The base model with its untrained tokens re-initialised, and the ids of those tokens that
     the domain uses (the ones an adapter must be allowed to learn)."""
-    from .base import general_blocks, load_base_model
+    from ..core.base import general_blocks, load_base_model
 
     general_train, _ = general_blocks(profile, tokenizer)
     untrained = untrained_token_ids(general_train, len(tokenizer))
@@ -416,10 +411,11 @@ def domain_model_dir(profile, tokenizer):
     """Where ``domain_model`` caches its model: ``$LLMUP_CACHE/domain/<name>-<key>``, the key
     a hash of the base recipe and the fine-tuning recipe (a changed profile value or tokenizer
     gets a model of its own)."""
-    from .base import _digest, base_recipe_key, cache_dir
+    from ..store import digest, cache_dir
+    from ..core.base import base_recipe_key
 
     cfg = domain_recipe(profile)
-    key = _digest({"base": base_recipe_key(profile, tokenizer), "n_domain": profile.n_domain,
+    key = digest({"base": base_recipe_key(profile, tokenizer), "n_domain": profile.n_domain,
                    "steps": cfg.steps, "lr": cfg.lr, "batch_size": cfg.batch_size})
     return cache_dir() / "domain" / f"{profile.name}-{key}"
 
@@ -428,14 +424,15 @@ def domain_model(profile, tokenizer, progress: bool = True):
     """The base model fully fine-tuned on clinic notes (notebook 02's recipe), cached on disk
     (with checksums) so notebook 07 and 04's exercise can start from it; trained (about 15 s on
     2 cores) when missing or corrupt."""
-    from .models import load_model
-    from .train import train, verify_manifest, write_manifest
+    from ..core.models import load_model
+    from ..core.train import train
+    from ..store import atomic_folder, manifest_damage, write_manifest
 
     path = domain_model_dir(profile, tokenizer)
     if (path / "config.json").exists():
-        problem = verify_manifest(path)  # checksums; "no manifest.json": written before them
+        problem = manifest_damage(path)  # checksums (a cache without them is trusted)
         try:
-            if problem is None or problem.startswith("no "):
+            if problem is None:
                 return load_model(path).to(profile.torch_device())
         except ValueError:  # unreadable: rebuilt below, never loaded
             problem = "unreadable"
@@ -447,22 +444,19 @@ def domain_model(profile, tokenizer, progress: bool = True):
     cfg = domain_recipe(profile)
     cfg.progress = progress
     model = train(full_finetune_model(base), train_blocks, val_blocks, cfg).model
-    tmp = path.with_name(f".tmp-{path.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    write_manifest(tmp)
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
+    with atomic_folder(path) as tmp:
+        model.save_pretrained(tmp)
+        write_manifest(tmp)
     return model
 
 
 def domain_scorer(profile, tokenizer):
     """``score(model)``: domain loss, domain fact accuracy and general loss (notebook 02's
     three numbers), with the data loaded once."""
-    from .base import general_blocks
-    from .evaluate import fact_accuracy
-    from .train import eval_loss
-    from .world import make_world, world_facts
+    from ..core.base import general_blocks
+    from ..core.evaluate import fact_accuracy
+    from ..core.train import eval_loss
+    from ..world.stories import make_world, world_facts
 
     _, domain_val = domain_blocks(profile, tokenizer)
     _, general_val = general_blocks(profile, tokenizer)
@@ -486,62 +480,5 @@ def lora_cost(model, rank: int, alpha: float | None = None, targets=ALL_LINEAR,
 
 
 # ------------------------------------------------------------------ the notebooks' headline checks
-# Each takes one value per seed for each arm and raises AssertionError when the experiment is
-# broken; tests/test_compare.py feeds each a null or broken experiment and shows it fails.
-def check_transfer(base_excess: float, ft_excess, scratch_excess, spreads: float = 2.0) -> float:
-    """Notebook 02: fine-tuning cuts the base model's domain excess (over the floor) at least
-    5x, and the pretrained start beats the same model trained from scratch on the same data and
-    steps beyond the seed spread. Returns the transfer gap (nats/token)."""
-    import statistics
-
-    from .compare import clearly_better
-
-    ft_mean = statistics.mean(ft_excess)
-    if not ft_mean < 0.2 * base_excess:
-        raise AssertionError(f"fine-tuning left a domain excess of {ft_mean:.3f} nats/token, not "
-                             f"5x below the base model's {base_excess:.3f}: did it train?")
-    return clearly_better(ft_excess, scratch_excess, spreads=spreads,
-                          what="fine-tuned vs from scratch (domain excess)")
 
 
-def check_lora_vs_full(start_excess: float, lora: dict, full: dict,
-                       spreads: float = 2.0) -> dict:
-    """Notebook 03: ``lora`` and ``full`` map ``domain_excess`` and ``general_loss`` to one
-    value per seed, each method at its own best rate. LoRA must learn the domain (its excess at
-    most 0.7x the start's), and learn less and forget less than full fine-tuning, each beyond the
-    seed spread. Returns both gaps. A frozen adapter fails the first test; two identical arms
-    the second."""
-    import statistics
-
-    from .compare import clearly_better
-
-    lora_mean = statistics.mean(lora["domain_excess"])
-    if not lora_mean <= 0.7 * start_excess:
-        raise AssertionError(f"LoRA left a domain excess of {lora_mean:.3f} nats/token, not 0.7x "
-                             f"below the start's {start_excess:.3f}: is the adapter training?")
-    return {"learns_less": clearly_better(full["domain_excess"], lora["domain_excess"],
-                                          spreads=spreads,
-                                          what="LoRA learns less (domain excess)"),
-            "forgets_less": clearly_better(lora["general_loss"], full["general_loss"],
-                                           spreads=spreads,
-                                           what="LoRA forgets less (general loss)")}
-
-
-def check_masking(masked, unmasked, few_shot: float, spreads: float = 3.0,
-                  min_gap: float = 0.05, min_lift: float = 0.3) -> float:
-    """Notebook 04: held-out exact match, one value per seed. Instruction tuning with the
-    prompt masked lifts it at least ``min_lift`` above the few-shot base, and masking beats no
-    masking beyond the seed spread and by at least ``min_gap``. Returns the masking gap.
-    Training on answers replaced by random ones fails the first test."""
-    import statistics
-
-    from .compare import clearly_better
-
-    lift = statistics.mean(masked) - few_shot
-    if not lift >= min_lift:
-        raise AssertionError(f"instruction tuning reaches {statistics.mean(masked):.0%} held-out "
-                             f"exact match, {lift:+.0%} over the few-shot base ({few_shot:.0%}), "
-                             f"not the {min_lift:.0%} it should: are the answers right?")
-    return clearly_better(masked, unmasked, spreads=spreads, min_gap=min_gap,
-                          higher_is_better=True,
-                          what="masking the prompt (held-out exact match)")

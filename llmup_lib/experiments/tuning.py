@@ -42,7 +42,7 @@ def check_task(task) -> str:
 
 def check_method(method, task: str = "domain") -> str:
     if check_task(task) == "distill":
-        from .distill import DISTILL_METHODS
+        from ..methods.distill import DISTILL_METHODS
 
         if method not in DISTILL_METHODS:
             raise ValueError(f"Unknown distillation method {method!r}; use one of "
@@ -84,9 +84,9 @@ def parse_grid(specs, task: str = "domain") -> dict:
 def tuning_data(profile, tokenizer) -> dict:
     """Everything a run needs, loaded once: the prepared base, the domain's new tokens, blocks,
     the floor and a scorer (notebook 02's numbers)."""
-    from .evaluate import fact_accuracy
-    from .finetune import domain_blocks, domain_floor_nats, domain_scorer, prepared_base
-    from .world import make_world, world_facts
+    from ..core.evaluate import fact_accuracy
+    from ..methods.finetune import domain_blocks, domain_floor_nats, domain_scorer, prepared_base
+    from ..world.stories import make_world, world_facts
 
     base, new_tokens = prepared_base(profile, tokenizer)
     domain_train, domain_val = domain_blocks(profile, tokenizer)
@@ -105,8 +105,8 @@ def tuning_data(profile, tokenizer) -> dict:
 
 def larger_base(profile, tokenizer):
     """Notebook 07's larger pretrained model (``base.LARGER``), ready for the domain task."""
-    from .base import larger_base_profile
-    from .finetune import prepared_base
+    from ..core.base import larger_base_profile
+    from ..methods.finetune import prepared_base
 
     return prepared_base(larger_base_profile(profile), tokenizer)[0]
 
@@ -115,8 +115,8 @@ def make_model(method: str, data: dict, profile, seed: int):
     """A fresh trainable model for ``method``; ``seed`` sets any random initialisation."""
     import torch
 
-    from .finetune import full_finetune_model, lora_model
-    from .models import build_model
+    from ..methods.finetune import full_finetune_model, lora_model
+    from ..core.models import build_model
 
     check_method(method)
     if method == "full":
@@ -134,8 +134,8 @@ def make_model(method: str, data: dict, profile, seed: int):
 
 def tune_run(method: str, lr: float, seed: int, data: dict, profile) -> dict:
     """Train one (method, rate, seed) on the domain task and score it."""
-    from .finetune import domain_recipe
-    from .train import train
+    from ..methods.finetune import domain_recipe
+    from ..core.train import train
 
     cfg = domain_recipe(profile, lr=lr)
     cfg.seed, cfg.progress = seed, False  # the seed sets the batch order
@@ -151,14 +151,14 @@ def tune(grid: dict, seeds, profile, tokenizer, log=print, task: str = "domain",
          skip=()) -> dict:
     """Every (method, rate, seed) of ``grid`` x ``seeds`` on ``task``, except those in ``skip``
     (already in a table being extended): a table with its recipe key."""
-    from .base import base_recipe_key
+    from ..core.base import base_recipe_key
 
     grid = check_grid(grid, task)
     seeds = list(seeds)
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ValueError(f"seeds={seeds!r} must be one or more whole numbers, e.g. [0, 1, 2].")
     if task == "distill":
-        from .distill import distill_tuning_data as prepare, distill_tune_run as run
+        from ..methods.distill import distill_tuning_data as prepare, distill_tune_run as run
     else:
         prepare, run = tuning_data, tune_run
     data = prepare(profile, tokenizer)
@@ -203,7 +203,7 @@ def summary(table: dict) -> dict:
 
 def seed_values(table: dict, method: str, lr: float, metric: str) -> list[float]:
     """``metric`` of every seed's run of ``method`` at ``lr``, in seed order (for the notebooks'
-    checks, ``compare.clearly_better``)."""
+    checks, ``claims.claim_better``)."""
     rows = sorted((r for r in table["rows"] if r["method"] == method and r["lr"] == lr),
                   key=lambda r: r["seed"])
     if not rows:
@@ -251,7 +251,7 @@ def extend_table(table: dict, more: dict, command: str, wall_seconds: float) -> 
 
 
 def tuning_table_path(profile: str = "cpu", task: str = "domain") -> Path:
-    from .tokenizer import DATA_DIR
+    from ..store import DATA_DIR
 
     return DATA_DIR / "tuning" / f"{profile}_{check_task(task)}.json"
 
@@ -282,7 +282,7 @@ def load_recipe_table(path, recipe: dict, what: str, make: str) -> dict:
 
 def load_tuning_table(profile, tokenizer, path=None, task: str = "domain") -> dict:
     """The shipped (or given) table, refused when it was made for another base model."""
-    from .base import base_recipe_key
+    from ..core.base import base_recipe_key
 
     path = Path(path) if path is not None else tuning_table_path(profile.name, task)
     if not path.exists():
@@ -305,7 +305,7 @@ def _default_rate(method: str, task: str, profile) -> float:
     if task == "distill":
         return DEFAULT_STUDENT_LR
     if method == "larger":  # its own pretraining peak, as the base model's is full's default
-        from .base import larger_base_profile
+        from ..core.base import larger_base_profile
 
         return larger_base_profile(profile).lr
     return DEFAULT_LORA_LR if method.startswith("lora") else profile.lr

@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from datasets import Dataset, DatasetDict
 
-from . import world as v1
-from .world import Options, _check_prefix_free, _compile, _derive_seed, _Reader, _Sampler
+from . import stories as v1
+from .stories import Options, _check_prefix_free, _compile, _derive_seed, _Reader, _Sampler
 
 VERSION = 2
 

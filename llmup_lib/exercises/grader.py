@@ -4,11 +4,11 @@ The cases are drawn from a seed that lives here, in the package, never in the no
 expected answers cannot be read off the page; the grader prints one line — correct, or "not yet"
 with the kind of mistake it looks like and the first hint — and never the expected value.
 ``hint(id, tier)`` gives more: tier 1 a nudge, tier 2 the formula, tier 3 the reference solution
-(from ``llmup_lib.solutions``). ``fill_solutions`` pastes the solutions into a notebook, for a
+(from ``llmup_lib.exercises.solutions``). ``fill_solutions`` pastes the solutions into a notebook, for a
 teacher's run.
 
 The exercises themselves (cases, references, the mistakes each one recognises) are defined in
-``llmup_lib.exercise_bank``; this module is the machinery.
+``llmup_lib.exercises.bank``; this module is the machinery.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Exercise:
     title: str                   # what the one-line verdict calls it
     writes: str                  # what the learner writes (for the docs and the type message)
     cases: Callable[[np.random.Generator], list[tuple]]  # hidden inputs, from a generator
-    solution: Callable           # the reference in llmup_lib.solutions
+    solution: Callable           # the reference in llmup_lib.exercises.solutions
     hints: tuple[str, str]       # tier 1 (a nudge) and tier 2 (the formula)
     expect: Callable | None = None  # the ground truth when it is not the solution (peft, distill)
     mistakes: tuple[Mistake, ...] = ()
@@ -66,7 +66,7 @@ class Exercise:
 
 def exercises() -> dict[str, Exercise]:
     """Every exercise, by id (imported late: the bank imports this module)."""
-    from .exercise_bank import EXERCISES
+    from .bank import EXERCISES
 
     return EXERCISES
 

@@ -23,12 +23,11 @@ its pretrained weights to float16 before instruction tuning, so a shipped base r
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .tokenizer import DATA_DIR as _SHIPPED  # the checkout's data/, or the installed package's
+from ..store import DATA_DIR as _SHIPPED  # the checkout's data/, or the installed package's
 
 DATA_DIR = _SHIPPED / "extraction"
 ARMS = {"single": {"augmented_share": 0.0, "pronouns": True},
@@ -73,7 +72,7 @@ def check_arm(arm) -> str:
 
 def extraction_world(arm: str, seed: int, recipe: ExtractionRecipe = RECIPE):
     """The arm's world: the same people and facts for every arm of a seed, written its way."""
-    from .world_v2 import make_world_v2
+    from ..world.biographies import make_world_v2
 
     return make_world_v2(seed=seed, n_people=recipe.people, zipf_exponent=1e-3, health_share=0.0,
                          max_events=0, **ARMS[check_arm(arm)])
@@ -82,10 +81,10 @@ def extraction_world(arm: str, seed: int, recipe: ExtractionRecipe = RECIPE):
 def pretrain(arm: str, seed: int, tokenizer, recipe: ExtractionRecipe = RECIPE):
     """Pretrain the arm's base from random weights: ``(model, validation loss)``, the weights
     rounded to float16 (as shipped) and the loss theirs."""
-    from .models import build_model
-    from .tokenizer import pack_blocks
-    from .train import TrainConfig, eval_loss, train
-    from .world_v2 import corpus
+    from ..core.models import build_model
+    from ..core.tokenizer import pack_blocks
+    from ..core.train import TrainConfig, eval_loss, train
+    from ..world.biographies import corpus
 
     bios = corpus("general", n_train=recipe.docs, n_val=recipe.val_docs, seed=seed,
                   world=extraction_world(arm, seed, recipe))
@@ -102,7 +101,7 @@ def pretrain(arm: str, seed: int, tokenizer, recipe: ExtractionRecipe = RECIPE):
 def exact_match(model, tokenizer, rows, limit: int, max_new_tokens: int) -> float:
     """Share of ``limit`` questions (a fixed sample, spread over the people) answered with
     exactly the expected sentence."""
-    from .finetune import answer_questions
+    from ..methods.finetune import answer_questions
 
     rows = rows.shuffle(seed=0).select(range(min(limit, len(rows))))
     answers = answer_questions(model, tokenizer, rows["question"], max_new_tokens)
@@ -112,9 +111,9 @@ def exact_match(model, tokenizer, rows, limit: int, max_new_tokens: int) -> floa
 def instruction_tune(base, arm: str, seed: int, tokenizer, recipe: ExtractionRecipe = RECIPE):
     """A copy of ``base`` instruction-tuned on half the people's questions (prompt masked):
     ``(model, questions)``, the questions split by person into ``train`` and ``test``."""
-    from .finetune import full_finetune_model, instruction_rows
-    from .train import TrainConfig, train
-    from .world_v2 import instruction_set
+    from ..methods.finetune import full_finetune_model, instruction_rows
+    from ..core.train import TrainConfig, train
+    from ..world.biographies import instruction_set
 
     qa = instruction_set(extraction_world(arm, seed, recipe), n_people=recipe.people, seed=seed)
     rows = instruction_rows(tokenizer, qa["train"]["question"], qa["train"]["response"])
@@ -127,8 +126,8 @@ def instruction_tune(base, arm: str, seed: int, tokenizer, recipe: ExtractionRec
 def run_arm(arm: str, seed: int, tokenizer, recipe: ExtractionRecipe = RECIPE,
             save_to=None) -> dict:
     """One row of the table: pretrain, optionally save the base, instruction-tune, score."""
-    from .evaluate import fact_accuracy
-    from .world_v2 import facts
+    from ..core.evaluate import fact_accuracy
+    from ..world.biographies import facts
 
     start = time.perf_counter()
     base, val_loss = pretrain(arm, seed, tokenizer, recipe)
@@ -201,7 +200,7 @@ def load_base(arm: str, tokenizer, recipe: ExtractionRecipe = RECIPE, seed: int 
     fields may differ), else pretrained here (about 4 minutes on 2 cores)."""
     import torch
 
-    from .models import load_model
+    from ..core.models import load_model
 
     path = Path(folder) / f"cpu_{check_arm(arm)}"
     meta_file = path / "extraction_base.json"
@@ -225,19 +224,3 @@ def arm_values(table: dict, arm: str, metric: str = "em_heldout") -> list[float]
     return values
 
 
-def check_extraction(augmented, single, goal: float = 0.8, spreads: float = 2.0,
-                     min_gap: float = 0.2) -> float:
-    """Held-out exact match, one value per seed: the augmented arm reaches ``goal`` on average
-    and beats the single-phrasing arm beyond ``spreads`` seed deviations each side and by at
-    least ``min_gap``. Returns the gap. Two identical arms, or an instruction tuning that taught
-    nothing, fail."""
-    from .compare import clearly_better
-
-    mean = statistics.mean(augmented)
-    if not mean >= goal:
-        raise AssertionError(f"the augmented arm answers {mean:.0%} of held-out questions, below "
-                             f"the {goal:.0%} goal: did pretraining or instruction tuning run?")
-    return clearly_better(augmented, single, spreads=spreads, min_gap=min_gap,
-                          higher_is_better=True,
-                          what="augmented against single-phrasing pretraining (held-out exact "
-                          "match)")

@@ -9,29 +9,24 @@ Batches are a pure function of ``(seed, step)``: the loop needs no sampler state
 run sees exactly the batches the uninterrupted run would have seen.
 
 The loss is a hook: ``train(..., loss_fn=...)`` replaces next-token cross-entropy with any loss
-of ``(model, inputs, labels)`` (distillation's ``kd_loss`` is one, see ``llmup_lib.distill``),
+of ``(model, inputs, labels)`` (distillation's ``kd_loss`` is one, see ``llmup_lib.methods.distill``),
 and every run, whatever its loss, gets the same schedule, clipping, accelerate/DDP, memory
 guard, atomic checkpoints, exact resume and timing.
 """
 
 from __future__ import annotations
 
-import errno
-import hashlib
-import json
 import math
 import numbers
-import os
-import shutil
 import time
-import warnings
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from tqdm.auto import tqdm
+
+from .checkpoint import load_checkpoint, save_checkpoint
 
 # The keys that define the optimisation trajectory; a checkpoint resumes only if they all match.
 RECIPE_KEYS = ("steps", "batch_size", "lr", "warmup_steps", "min_lr_ratio", "weight_decay",
@@ -64,7 +59,7 @@ class TrainConfig:
     # so it comes with compile=True; None = only with compile, True/False = always/never. Its
     # rounding differs from the default AdamW's, so the eager default stays as it was.
     fused_adamw: bool | None = None
-    # Refuse, before step 1, a run whose estimated memory exceeds what is free (llmup_lib.memory).
+    # Refuse, before step 1, a run whose estimated memory exceeds what is free (llmup_lib.core.memory).
     memory_check: bool = field(default=True, repr=False)
 
     def __post_init__(self):
@@ -241,7 +236,7 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
     With ``cfg.checkpoint_dir`` set, checkpoints are written atomically and an existing one is
     resumed from, exactly: the resumed run ends with the weights of an uninterrupted one.
 
-    Hooks (all optional; ``llmup_lib.distill`` uses them):
+    Hooks (all optional; ``llmup_lib.methods.distill`` uses them):
 
     * ``loss_fn(model, inputs, labels, rows=..., step=...)`` returns the loss of one batch (a
       scalar tensor), or ``(loss, logs)`` where ``logs`` is a dict of numbers added to the
@@ -342,204 +337,3 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
         steady_steps, steady_time = steps_run - 1, train_time - result.compile_seconds
     result.tokens_per_second = steady_steps * tokens_per_step / steady_time if steady_time else 0.0
     return result
-
-
-# ----------------------------------------------------------------------------- checkpoints
-#
-# A checkpoint is ``step-NNNNNN/``: the model (``save_pretrained``), ``optimizer.pt``,
-# ``trainer_state.json`` and, written last, ``manifest.json`` with the size and SHA-256 of every
-# other file. It is written into ``.tmp-step-NNNNNN/`` and renamed only when complete, so a crash
-# (even SIGKILL) leaves either no new folder or a whole one.
-#
-# At resume every file is checked against the manifest. A truncated or corrupt checkpoint is
-# never loaded: the loader warns and falls back to the newest *intact* one (the resumed run is
-# still exact, because batches are a function of the step and the RNG state is saved), and
-# raises one clear error when no intact checkpoint is left. A corrupt folder is left in place
-# (nothing is deleted for you); it is overwritten when training passes that step again.
-
-MANIFEST = "manifest.json"
-
-
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_manifest(folder) -> Path:
-    """Record the size and SHA-256 of every file under ``folder`` in ``folder/manifest.json``
-    (written through a temp file, so the manifest itself is whole or absent)."""
-    folder = Path(folder)
-    files = {str(f.relative_to(folder)): {"bytes": f.stat().st_size, "sha256": file_sha256(f)}
-             for f in sorted(folder.rglob("*"))
-             if f.is_file() and f.name not in (MANIFEST, MANIFEST + ".tmp")}
-    tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"format": 1, "files": files}, indent=1))
-    os.replace(tmp, folder / MANIFEST)
-    return folder / MANIFEST
-
-
-def verify_manifest(folder) -> str | None:
-    """``None`` when every file listed in ``folder/manifest.json`` is present with its recorded
-    size and SHA-256; otherwise what is wrong, in a few words. A folder without a manifest
-    answers ``"no manifest.json"`` (written before checksums existed, or not by llmup)."""
-    folder = Path(folder)
-    try:
-        files = json.loads((folder / MANIFEST).read_text())["files"]
-    except FileNotFoundError:
-        return f"no {MANIFEST}"
-    except (ValueError, KeyError, TypeError):
-        return f"{MANIFEST} is corrupt"
-    for name, meta in files.items():
-        path = folder / name
-        if not path.is_file():
-            return f"{name} is missing"
-        size = path.stat().st_size
-        if size != meta["bytes"]:
-            return f"{name} is truncated or changed ({size} bytes, {meta['bytes']} expected)"
-        if file_sha256(path) != meta["sha256"]:
-            return f"{name} fails its SHA-256 checksum"
-    return None
-
-
-def _latest(ckpt_dir: Path) -> Path | None:
-    pointer = ckpt_dir / "latest"
-    return ckpt_dir / pointer.read_text().strip() if pointer.exists() else None
-
-
-def _step_dirs(ckpt_dir: Path) -> list[Path]:
-    """Finished checkpoint folders, newest first (``step-NNNNNN`` sorts by step)."""
-    if not ckpt_dir.is_dir():
-        return []
-    return sorted((p for p in ckpt_dir.glob("step-*") if p.is_dir()), reverse=True)
-
-
-def save_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig, step: int, history,
-                    loss_recipe: dict | None = None) -> Path:
-    """Write ``step-NNNNNN/`` atomically: into a temp folder, checksummed, renamed only once
-    complete, then the ``latest`` pointer is replaced. A crash at any moment leaves the previous
-    one intact; a failed write (disk full) removes the partial folder and says so."""
-    ckpt_dir = Path(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    name = f"step-{step:06d}"
-    tmp = ckpt_dir / f".tmp-{name}"
-    final = ckpt_dir / name
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        model.save_pretrained(tmp)
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        state = {"step": step, "recipe": cfg.recipe(), "loss_recipe": loss_recipe,
-                 "history": history,
-                 "model_config": model.config.to_diff_dict(),
-                 "rng": torch.get_rng_state().tolist()}
-        (tmp / "trainer_state.json").write_text(json.dumps(state))
-        write_manifest(tmp)  # last: a folder with a valid manifest is a whole checkpoint
-    except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        code = err.errno if err.errno is not None else (err.args[0] if err.args and
-                                                       isinstance(err.args[0], int) else None)
-        why = "no space left on device" if code == errno.ENOSPC else (err.strerror or str(err))
-        previous = _latest(ckpt_dir)
-        kept = (f"the previous checkpoint {str(previous)!r} is intact" if previous
-                else "no earlier checkpoint exists")
-        raise OSError(code, f"Could not write checkpoint {str(final)!r} ({why}); {kept}. Free "
-                      "disk space or set checkpoint_dir to a disk with room, then run again to "
-                      "resume.") from err
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    pointer_tmp = ckpt_dir / ".latest.tmp"
-    pointer_tmp.write_text(name)
-    os.replace(pointer_tmp, ckpt_dir / "latest")
-    old = sorted(p for p in ckpt_dir.glob("step-*") if p.is_dir())[:-cfg.keep_checkpoints]
-    for path in old:
-        shutil.rmtree(path, ignore_errors=True)
-    return final
-
-
-def _read_checkpoint(path: Path) -> tuple[dict, dict, dict]:
-    state = json.loads((path / "trainer_state.json").read_text())
-    from safetensors.torch import load_file
-
-    # a PEFT model's save_pretrained writes only its adapter (the frozen base is rebuilt)
-    weights_file = path / "model.safetensors"
-    if not weights_file.exists() and (path / "adapter_model.safetensors").exists():
-        weights_file = path / "adapter_model.safetensors"
-    weights = load_file(str(weights_file))
-    optim_state = torch.load(path / "optimizer.pt", weights_only=True)
-    return state, weights, optim_state
-
-
-def _is_peft(model) -> bool:
-    try:
-        from peft import PeftModel
-    except ImportError:
-        return False
-    return isinstance(model, PeftModel)
-
-
-def load_checkpoint(ckpt_dir, model, optimizer, cfg: TrainConfig,
-                    loss_recipe: dict | None = None) -> tuple[int, list]:
-    """Restore the newest intact checkpoint in ``ckpt_dir`` into ``model``/``optimizer``; returns
-    ``(step, history)``, or ``(0, [])`` when there is none. Corrupt ones are skipped with a
-    warning (see above); refuses a different recipe, loss recipe or model."""
-    ckpt_dir = Path(ckpt_dir)
-    skipped = []
-    for path in _step_dirs(ckpt_dir):
-        problem = verify_manifest(path)
-        if problem == f"no {MANIFEST}":  # written before checksums: load, but say so
-            warnings.warn(f"Checkpoint {str(path)!r} has no checksums (written by an older "
-                          "llmup), so it is loaded unverified.", stacklevel=3)
-            problem = None
-        if problem is None:
-            try:
-                state, weights, optim_state = _read_checkpoint(path)
-            except Exception as err:
-                problem = f"unreadable {type(err).__name__}"
-        if problem is not None:
-            skipped.append((path, problem))
-            continue
-        break
-    else:
-        if not skipped:
-            return 0, []
-        path, problem = skipped[0]
-        raise ValueError(f"Checkpoint {str(path)!r} is unreadable ({problem}) and no earlier "
-                         f"intact checkpoint is in {str(ckpt_dir)!r}; delete that folder to "
-                         "start over, or pass a new checkpoint_dir.")
-    if skipped:
-        bad = ", ".join(f"{str(p)!r} ({why})" for p, why in skipped)
-        warnings.warn(f"Skipping corrupt checkpoint {bad}; resuming from the previous intact "
-                      f"one, {str(path)!r}. The corrupt folder is kept and will be overwritten "
-                      "when training passes its step again.", stacklevel=3)
-    for key, saved in state["recipe"].items():
-        now = cfg.recipe()[key]
-        if saved != now:
-            raise ValueError(f"Checkpoint {str(path)!r} was trained with {key}={saved!r}, not "
-                             f"{now!r}; use the same recipe to resume, or a new checkpoint_dir.")
-    saved_loss = state.get("loss_recipe")  # absent in checkpoints of plain train() runs
-    if saved_loss != loss_recipe:
-        plain = "next-token cross-entropy"
-        raise ValueError(f"Checkpoint {str(path)!r} was trained with the loss "
-                         f"{saved_loss or plain}, not {loss_recipe or plain}; use the same loss "
-                         "to resume, or a new checkpoint_dir.")
-    now_config = model.config.to_diff_dict()
-    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
-                "intermediate_size"):
-        if state["model_config"].get(key) != now_config.get(key):
-            raise ValueError(f"Checkpoint {str(path)!r} holds a model with {key}="
-                             f"{state['model_config'].get(key)}, not {now_config.get(key)}; "
-                             "build the same model to resume, or use a new checkpoint_dir.")
-    if _is_peft(model):
-        from peft import set_peft_model_state_dict
-
-        missing, unexpected = [], set_peft_model_state_dict(model, weights).unexpected_keys
-    else:
-        missing, unexpected = model.load_state_dict(weights, strict=False)
-    if unexpected or [k for k in missing if "lm_head" not in k]:  # a tied head is not saved
-        raise ValueError(f"Checkpoint {str(path)!r} does not fit this model (missing {missing[:3]}"
-                         f", unexpected {unexpected[:3]}); use a new checkpoint_dir.")
-    optimizer.load_state_dict(optim_state)
-    torch.set_rng_state(torch.tensor(state["rng"], dtype=torch.uint8))
-    return state["step"], state["history"]

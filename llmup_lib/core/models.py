@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
-from .hub import hub_unreachable
+from ..hub import hub_unreachable
 
 # name: (layers, width, heads). Sizes span ~250x in non-embedding parameters.
 FAMILY = {
@@ -103,7 +103,7 @@ def load_model(name_or_path: str | os.PathLike, **kwargs) -> PreTrainedModel:
     hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar is noise in a notebook
     path = Path(name_or_path)
     if path.suffix.lower() == ".gguf":
-        from .real import load_gguf_model
+        from ..real import load_gguf_model
 
         return load_gguf_model(path, **kwargs)
     if path.exists():

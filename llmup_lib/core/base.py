@@ -12,9 +12,7 @@ made by ``build-base --larger --half``). Other profiles train once into
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import os
 import shutil
 import warnings
 from pathlib import Path
@@ -24,8 +22,9 @@ import torch
 from .corpora import load_corpus
 from .models import build_model, load_model
 from .profiles import Profile, get_profile
-from .tokenizer import DATA_DIR, load_tokenizer, pack_blocks
-from .train import TrainConfig, TrainResult, eval_loss, train, verify_manifest, write_manifest
+from .tokenizer import load_tokenizer, pack_blocks
+from .train import TrainConfig, TrainResult, eval_loss, train
+from ..store import DATA_DIR, atomic_folder, cache_dir, digest, manifest_damage, write_json, write_manifest
 
 SHIPPED = {"cpu"}  # profiles whose base checkpoints live in data/base/
 # Notebook 07's scaling option, "a larger pretrained model": the next family size up, pretrained
@@ -38,18 +37,9 @@ WORLD_VERSION = "1+health"  # world.py: stories and a tenth of health text (shar
 _NOT_IN_BASE_RECIPE = ("name", "device", "n_domain")
 
 
-def cache_dir() -> Path:
-    """Where trained models too large to ship are kept: ``$LLMUP_CACHE`` or ~/.cache/llmup."""
-    return Path(os.environ.get("LLMUP_CACHE", Path.home() / ".cache" / "llmup"))
-
-
-def _digest(blob) -> str:
-    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
-
-
 def vocab_digest(tokenizer) -> str:
     """A short hash of a tokenizer's vocabulary (token -> id)."""
-    return _digest(tokenizer.get_vocab())
+    return digest(tokenizer.get_vocab())
 
 
 def base_recipe_key(profile: Profile, tokenizer=None) -> str:
@@ -59,7 +49,7 @@ def base_recipe_key(profile: Profile, tokenizer=None) -> str:
     instead of silently reusing the shipped 128-token one."""
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer()
     values = {k: v for k, v in profile.to_dict().items() if k not in _NOT_IN_BASE_RECIPE}
-    return _digest({"profile": values, "vocab": vocab_digest(tokenizer), "world": WORLD_VERSION})
+    return digest({"profile": values, "vocab": vocab_digest(tokenizer), "world": WORLD_VERSION})
 
 
 def larger_base_profile(profile: Profile) -> Profile:
@@ -128,14 +118,16 @@ def save_base_model(result: TrainResult, profile: Profile, path: Path | None = N
     weights (half the file); the loss recorded is the one of the weights as stored."""
     path = Path(path or base_dir(profile))
     model = copy.deepcopy(result.model).half() if half else result.model
-    model.save_pretrained(path)
-    model = model.float()  # in memory as the weights were stored (rounded to float16)
-    tokenizer = load_tokenizer()
-    _, val_blocks = general_blocks(profile, tokenizer)
-    metrics = {"profile": profile.name, "base_size": profile.base_size,
-               "val_loss": eval_loss(model, val_blocks, 32),
-               "steps": profile.base_steps, "recipe_key": base_recipe_key(profile, tokenizer)}
-    (path / "base_metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    with atomic_folder(path) as tmp:  # a crash leaves the old model or none, never half of one
+        model.save_pretrained(tmp)
+        model = model.float()  # in memory as the weights were stored (rounded to float16)
+        tokenizer = load_tokenizer()
+        _, val_blocks = general_blocks(profile, tokenizer)
+        metrics = {"profile": profile.name, "base_size": profile.base_size,
+                   "val_loss": eval_loss(model, val_blocks, 32),
+                   "steps": profile.base_steps, "recipe_key": base_recipe_key(profile, tokenizer)}
+        write_json(tmp / "base_metrics.json", metrics)
+        write_manifest(tmp)  # last: a folder with a valid manifest is whole
     return path
 
 
@@ -157,9 +149,9 @@ def load_base_model(profile: Profile | None = None, progress: bool = True):
                              "`python -m llmup_lib build-base` to rebuild it.")
     if not shipped and (path / "config.json").exists():
         # A cached (not shipped) model carries checksums: a corrupt one is retrained, not used.
-        problem = verify_manifest(path)
+        problem = manifest_damage(path)
         try:
-            if problem is None or problem.startswith("no "):  # "no manifest": an older cache
+            if problem is None:
                 return load_model(path, dtype=torch.float32).to(profile.torch_device())
         except ValueError:
             problem = "unreadable"
@@ -171,5 +163,4 @@ def load_base_model(profile: Profile | None = None, progress: bool = True):
             raise FileNotFoundError(f"The shipped base model is missing from {path}; run "
                                     "`python -m llmup_lib build-base` to rebuild it.")
         save_base_model(train_base_model(profile, progress), profile, path)
-        write_manifest(path)
     return load_model(path, dtype=torch.float32).to(profile.torch_device())

@@ -12,7 +12,7 @@ compute budget between size and data.
   ``N_opt, D_opt`` for a budget from a fitted law (``compute_optimal``);
 
 Making the rows to fit (recipes, sweeps, their cache and tables, the shipped tables) is
-``llmup_lib.sweep``.
+``llmup_lib.experiments.sweep``.
 
 **The optimiser.** The fits minimise a Huber loss of log residuals with
 ``scipy.optimize.least_squares(loss="huber", f_scale=delta)`` (trust-region reflective), started
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .models import FAMILY, _swiglu_hidden
+from ..core.models import FAMILY, _swiglu_hidden
 
 # --------------------------------------------------------------------------- reference laws
 
@@ -123,7 +123,7 @@ def shape_overrides(shape) -> dict:
 
 def build_grid_model(name: str, tokenizer, context: int, seed: int = 0):
     """A fresh Llama-style model of grid size ``name`` (see ``size_grid``)."""
-    from .models import build_model
+    from ..core.models import build_model
 
     return build_model("pico", tokenizer, context, seed=seed, **shape_overrides(parse_shape(name)))
 
@@ -149,7 +149,7 @@ def training_flops(config, n_tokens: float, context: int | None = None) -> dict:
     ``total``: weights + attention. At our sizes the LM head and attention are a large share,
     so ``6·N·D`` undercounts; in big models both shrink to a few percent.
     """
-    from .models import flops_per_token
+    from ..core.models import flops_per_token
 
     if n_tokens <= 0:
         raise ValueError(f"n_tokens={n_tokens} must be positive.")
@@ -163,7 +163,7 @@ def training_flops(config, n_tokens: float, context: int | None = None) -> dict:
 
 def inference_flops_per_token(config, context: int | None = None) -> float:
     """Forward FLOPs per generated token: ``2·N_matmul`` plus attention over the context."""
-    from .models import flops_per_token
+    from ..core.models import flops_per_token
 
     per_token = flops_per_token(config, context)
     return per_token["weights"] / 3 + per_token["attention"] / 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from importlib import metadata
 
-from .evaluate import generate
+from ..core.evaluate import generate
 
 
 def ipywidgets_version() -> str | None:
@@ -25,7 +25,7 @@ def check_ipywidgets(version: str | None = None) -> None:
     version = ipywidgets_version() if version is None else version
     if version is not None and int(version.split(".")[0]) < 8:
         raise ImportError(
-            f"llmup_lib.widgets needs ipywidgets 8 or newer (JupyterLab 4 renders no older "
+            f"llmup_lib.teaching.widgets needs ipywidgets 8 or newer (JupyterLab 4 renders no older "
             f"widgets), but this kernel has ipywidgets {version}; run "
             f"`pip install -U 'ipywidgets>=8'` and restart the kernel.")
 
@@ -56,7 +56,7 @@ def lora_explorer(model, trainable_tokens=None):
     """Pick rank, alpha and targets; see trainable parameters and optimizer memory update."""
     import ipywidgets as w
 
-    from .finetune import ALL_LINEAR, lora_cost, trainable_parameters
+    from ..methods.finetune import ALL_LINEAR, lora_cost, trainable_parameters
 
     full = trainable_parameters(model)["total"]  # what full fine-tuning would train
     choices = {"all linear layers": ALL_LINEAR, "attention q, v": ("q_proj", "v_proj"),

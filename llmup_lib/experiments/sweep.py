@@ -1,6 +1,6 @@
 """Sweeps: train a grid of (size, tokens) points with one recipe and keep the results as tables.
 
-``llmup_lib.scaling`` fits laws to rows; this module makes the rows:
+``llmup_lib.methods.scaling`` fits laws to rows; this module makes the rows:
 
 * **the recipe** -- ``SweepRecipe``: one recipe for every size, only the learning rate scales;
 * **the data** -- ``sweep_data``: enough fresh documents that no run sees one twice;
@@ -23,9 +23,9 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .evaluate import process_peak_rss_mb
-from .models import FAMILY
-from .scaling import build_grid_model, non_embedding_params, parse_shape, training_flops
+from ..core.evaluate import process_peak_rss_mb
+from ..core.models import FAMILY
+from ..methods.scaling import build_grid_model, non_embedding_params, parse_shape, training_flops
 
 
 # --------------------------------------------------------------------------- recipe and data
@@ -72,7 +72,7 @@ def shipped_table(name: str, profile: str = "cpu") -> Path:
     """A sweep table shipped with the package, ``data/scaling/{profile}_{name}.json``: runs too
     long for a notebook's budget, made by the ``python -m llmup_lib sweep`` command in
     ``data/scaling/README.md`` and checked against a live rerun in notebook 05."""
-    from .tokenizer import DATA_DIR
+    from ..store import DATA_DIR
 
     path = DATA_DIR / "scaling" / f"{profile}_{name}.json"
     if not path.exists():
@@ -89,8 +89,8 @@ def _docs_for(tokens: float) -> int:
 def sweep_data(recipe: SweepRecipe, max_tokens: float, n_val: int = 200):
     """Training and validation blocks of the general corpus, enough documents that no run of
     up to ``max_tokens`` sees a document twice (scaling laws assume fresh data)."""
-    from .corpora import load_corpus
-    from .tokenizer import load_tokenizer, pack_blocks
+    from ..core.corpora import load_corpus
+    from ..core.tokenizer import load_tokenizer, pack_blocks
 
     tokenizer = load_tokenizer()
     corpus = load_corpus("general", n_train=_docs_for(max_tokens), n_val=n_val, seed=recipe.seed)
@@ -204,8 +204,8 @@ def _train_point(p: dict, recipe: SweepRecipe, data, progress: bool, accelerator
     """Train one sweep point and return its row (no cache): the body of ``run_sweep``."""
     import torch
 
-    from .models import count_params
-    from .train import TrainConfig, eval_loss, train
+    from ..core.models import count_params
+    from ..core.train import TrainConfig, eval_loss, train
 
     tokenizer, train_blocks, val_blocks = data[:3]
     tokens_per_step = recipe.context * recipe.batch_size

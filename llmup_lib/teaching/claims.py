@@ -1,0 +1,215 @@
+"""Claims: the results the notebooks promise, as functions that raise ``ClaimFailed`` when an
+experiment does not deliver them.
+
+Each claim takes one value per seed for each arm (or a fitted number) and reads a difference
+against the seeds' spread (``compare.separation``), so a null experiment (two arms that are the
+same) or a broken one (an arm that did not train) fails. ``tests/test_claims.py`` feeds every
+claim such a result and shows it fails. Input checks are ``validate_*`` and raise ``ValueError``;
+a learner's exercise is graded by ``exercises.check``.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from .compare import mean_std, separation
+from ..methods.distill import gap_closed
+
+
+class ClaimFailed(AssertionError):
+    """A notebook's claimed result did not hold: the message names the claim and its numbers."""
+
+
+def claim_better(better, worse, *, spreads: float = 2.0, min_gap: float = 0.0,
+                   higher_is_better: bool = False, what: str = "the score") -> float:
+    """Check that ``better`` beats ``worse`` beyond the seed spread and return the gap.
+
+    ``better`` and ``worse`` hold one value per seed. The gap is the difference of their means,
+    signed so that positive means ``better`` wins (lower is better unless ``higher_is_better``).
+    It must exceed ``spreads`` times the sum of the two standard deviations (the two error bars
+    of ``spreads`` deviations do not overlap) and ``min_gap``. Raises ``ClaimFailed``, naming
+    ``what`` and the numbers, when it does not: two identical arms (a null experiment) or an arm
+    that did not train (a broken one) fail."""
+    better, worse = list(better), list(worse)
+    gap, bar = separation(better, worse, spreads=spreads, higher_is_better=higher_is_better)
+    bar = max(bar, min_gap)
+    if not gap > bar:
+        (b_mean, b_std), (w_mean, w_std) = mean_std(better), mean_std(worse)
+        raise ClaimFailed(f"{what}: {b_mean:.4g} ± {b_std:.2g} against {w_mean:.4g} ± "
+                             f"{w_std:.2g} ({len(better)} and {len(worse)} seeds) is a "
+                             f"gap of {gap:+.4g}, not beyond {bar:.4g} ({spreads:g} seed "
+                             f"deviations each side, at least {min_gap:g}).")
+    return gap
+
+
+
+def claim_in_band(value: float, values, *, spreads: float = 3.0, min_width: float = 0.0,
+                what: str = "the live run") -> float:
+    """Check that one run retrained live falls inside a shipped table's band (the seeds' mean
+    ± ``spreads`` standard deviations, at least ± ``min_width``) and return its distance from
+    the mean. A live run that broke (did not train, or trained on something else) fails."""
+    mean, std = mean_std(values)
+    width = max(spreads * std, min_width)
+    if not abs(value - mean) <= width:
+        raise ClaimFailed(f"{what}: {value:.4g} is outside the table's band {mean:.4g} ± "
+                             f"{width:.3g} ({len(values)} seeds, {spreads:g} deviations, at "
+                             f"least {min_width:g}): the code no longer makes the table.")
+    return value - mean
+
+
+def capacity_limited(entries, inventory: float, share: float = 0.8) -> list[dict]:
+    """The sizes whose mean stored bits are below ``share`` of the inventory."""
+    return [e for e in entries if statistics.mean(e["bits"]) < share * inventory]
+
+
+# Each takes one value per seed for each arm and raises AssertionError when the experiment is
+# broken; tests/test_compare.py feeds each a null or broken experiment and shows it fails.
+def claim_transfer(base_excess: float, ft_excess, scratch_excess, spreads: float = 2.0) -> float:
+    """Notebook 02: fine-tuning cuts the base model's domain excess (over the floor) at least
+    5x, and the pretrained start beats the same model trained from scratch on the same data and
+    steps beyond the seed spread. Returns the transfer gap (nats/token)."""
+
+    ft_mean = statistics.mean(ft_excess)
+    if not ft_mean < 0.2 * base_excess:
+        raise ClaimFailed(f"fine-tuning left a domain excess of {ft_mean:.3f} nats/token, not "
+                             f"5x below the base model's {base_excess:.3f}: did it train?")
+    return claim_better(ft_excess, scratch_excess, spreads=spreads,
+                          what="fine-tuned vs from scratch (domain excess)")
+
+
+
+def claim_lora_vs_full(start_excess: float, lora: dict, full: dict,
+                       spreads: float = 2.0) -> dict:
+    """Notebook 03: ``lora`` and ``full`` map ``domain_excess`` and ``general_loss`` to one
+    value per seed, each method at its own best rate. LoRA must learn the domain (its excess at
+    most 0.7x the start's), and learn less and forget less than full fine-tuning, each beyond the
+    seed spread. Returns both gaps. A frozen adapter fails the first test; two identical arms
+    the second."""
+
+    lora_mean = statistics.mean(lora["domain_excess"])
+    if not lora_mean <= 0.7 * start_excess:
+        raise ClaimFailed(f"LoRA left a domain excess of {lora_mean:.3f} nats/token, not 0.7x "
+                             f"below the start's {start_excess:.3f}: is the adapter training?")
+    return {"learns_less": claim_better(full["domain_excess"], lora["domain_excess"],
+                                          spreads=spreads,
+                                          what="LoRA learns less (domain excess)"),
+            "forgets_less": claim_better(lora["general_loss"], full["general_loss"],
+                                           spreads=spreads,
+                                           what="LoRA forgets less (general loss)")}
+
+
+
+def claim_masking(masked, unmasked, few_shot: float, spreads: float = 3.0,
+                  min_gap: float = 0.05, min_lift: float = 0.3) -> float:
+    """Notebook 04: held-out exact match, one value per seed. Instruction tuning with the
+    prompt masked lifts it at least ``min_lift`` above the few-shot base, and masking beats no
+    masking beyond the seed spread and by at least ``min_gap``. Returns the masking gap.
+    Training on answers replaced by random ones fails the first test."""
+
+    lift = statistics.mean(masked) - few_shot
+    if not lift >= min_lift:
+        raise ClaimFailed(f"instruction tuning reaches {statistics.mean(masked):.0%} held-out "
+                             f"exact match, {lift:+.0%} over the few-shot base ({few_shot:.0%}), "
+                             f"not the {min_lift:.0%} it should: are the answers right?")
+    return claim_better(masked, unmasked, spreads=spreads, min_gap=min_gap,
+                          higher_is_better=True,
+                          what="masking the prompt (held-out exact match)")
+
+
+def claim_t_squared_matters(with_t2, without_t2, spreads: float = 3.0) -> float:
+    """Notebook 06's check that the ``T²`` factor matters. ``with_t2`` and ``without_t2`` are
+    the validation losses of students distilled alike except for the factor, one per batch
+    order (seed): their means must differ by more than ``spreads`` times the larger of the two
+    arms' standard deviations (the seed spread). Returns the difference of the means (with minus
+    without); raises ``ClaimFailed`` when it is within the spread, as it is for a broken
+    experiment in which the flag changes nothing."""
+
+    with_t2, without_t2 = list(with_t2), list(without_t2)
+    if min(len(with_t2), len(without_t2)) < 2:
+        raise ValueError("claim_t_squared_matters needs at least two seeds per arm to measure their "
+                         "spread; pass one loss per batch order, e.g. three each.")
+    diff = statistics.mean(with_t2) - statistics.mean(without_t2)
+    spread = max(statistics.stdev(with_t2), statistics.stdev(without_t2))
+    if not abs(diff) > spreads * spread:
+        raise ClaimFailed(f"with and without T² the students differ by {diff:+.3f} nats/token "
+                             f"on average, within {spreads:g} seed deviations ({spread:.3f} "
+                             "each): the factor made no measurable difference (is t_squared "
+                             "reaching the loss?).")
+    return diff
+
+
+
+def claim_kd_beats_scratch(scratch_losses, kd_losses, teacher_loss: float,
+                           spreads: float = 2.0, min_closed: float = 0.25) -> float:
+    """Notebook 06's headline check. ``scratch_losses`` and ``kd_losses`` are the validation
+    losses of the student trained without and with the teacher, one per seed, each at its own
+    best rate. Logit KD must beat scratch beyond the seed spread (``compare.claim_better``)
+    and close at least ``min_closed`` of the scratch -> teacher gap (means over seeds). Returns
+    that gap closed; raises ``ClaimFailed`` for a broken experiment, e.g. KD with
+    ``alpha=0``, which *is* the scratch student."""
+
+    claim_better(kd_losses, scratch_losses, spreads=spreads,
+                   what="logit KD vs the scratch student (validation loss; is alpha > 0?)")
+    closed = gap_closed(statistics.mean(scratch_losses), statistics.mean(kd_losses), teacher_loss)
+    if closed < min_closed:
+        raise ClaimFailed(f"logit KD closes {closed:.0%} of the scratch -> teacher gap, less "
+                             f"than {min_closed:.0%}.")
+    return closed
+
+
+def claim_capacity(entries, inventory: float, min_sizes: int = 3, spreads: float = 2.0) -> dict:
+    """Bits stored grow with parameters until a size holds the inventory: at least ``min_sizes``
+    sizes store less than 80 % of it (capacity-limited); each of them stores less than the next
+    size up on every seed (the ranges do not overlap), and the largest capacity-limited size
+    stores more than the smallest beyond ``spreads`` seed deviations each side. Returns the
+    capacity-limited entries, each size's bits per non-embedding parameter, and the steps
+    between neighbours that also clear ``spreads`` deviations (``clear_steps``; near the onset
+    of learning one seed may store three times another, so not every step does). A probe blind
+    to the model (equal bits at every size), sizes in the wrong order or overlapping seeds fail."""
+    limited = capacity_limited(entries, inventory)
+    if len(limited) < min_sizes:
+        raise ClaimFailed(f"{len(limited)} of the sizes store less than 80 % of the "
+                             f"{inventory:,.0f} bits; the slice needs {min_sizes}: a larger "
+                             "inventory or smaller sizes")
+    clear = []
+    for small, big in zip(entries, entries[1:]):
+        if small not in limited:
+            continue
+        if not min(big["bits"]) > max(small["bits"]):
+            raise ClaimFailed(f"bits stored by {big['size']} against {small['size']}: "
+                                 f"{big['bits']} against {small['bits']} (one per seed) overlap; "
+                                 "the larger size must store more on every seed.")
+        gap, bar = separation(big["bits"], small["bits"], spreads=spreads, higher_is_better=True)
+        if gap > bar:
+            clear.append((small["size"], big["size"]))
+    claim_better(limited[-1]["bits"], limited[0]["bits"], spreads=spreads,
+                   higher_is_better=True, what=f"bits stored by {limited[-1]['size']} against "
+                   f"{limited[0]['size']}")
+    return {"limited": limited, "clear_steps": clear,
+            "bits_per_param": {e["size"]: statistics.mean(e["bits"]) / e["params"]
+                               for e in entries}}
+
+
+
+def claim_prediction(rel_err: float, tolerance: float = 0.15, what: str = "the prediction"):
+    """``rel_err`` (a relative error) within ``tolerance``; a null predictor fails."""
+    if not rel_err <= tolerance:
+        raise ClaimFailed(f"{what} misses the measured excess by {rel_err:.0%}, more than "
+                             f"{tolerance:.0%}.")
+    return rel_err
+
+
+def claim_extraction(augmented, single, goal: float = 0.8, spreads: float = 2.0,
+                     min_gap: float = 0.2) -> float:
+    """Held-out exact match, one value per seed: the augmented arm reaches ``goal`` on average
+    and beats the single-phrasing arm beyond ``spreads`` seed deviations each side and by at
+    least ``min_gap``. Returns the gap. Two identical arms, or an instruction tuning that taught
+    nothing, fail."""
+    mean = statistics.mean(augmented)
+    if not mean >= goal:
+        raise ClaimFailed(f"the augmented arm answers {mean:.0%} of held-out questions, below "
+                             f"the {goal:.0%} goal: did pretraining or instruction tuning run?")
+    return claim_better(augmented, single, spreads=spreads, min_gap=min_gap,
+                          higher_is_better=True,
+                          what="augmented against single-phrasing pretraining (held-out exact "
+                          "match)")
