@@ -131,7 +131,7 @@ def verify_manifest(folder) -> str | None:
     """``None`` when every file listed in ``folder/manifest.json`` is present with its recorded
     size and SHA-256; otherwise what is wrong, in a few words."""
     try:
-        check_manifest(folder)
+        inspect_manifest(folder)
     except ManifestProblem as problem:
         return problem.detail
     return None
@@ -141,13 +141,13 @@ def manifest_damage(folder) -> str | None:
     """What damages ``folder`` (a file missing, truncated or changed), or ``None`` when it is
     whole or has no manifest at all (a cache written before checksums existed)."""
     try:
-        check_manifest(folder)
+        inspect_manifest(folder)
     except ManifestProblem as problem:
         return None if problem.kind == "missing" else problem.detail
     return None
 
 
-def check_manifest(folder) -> None:
+def inspect_manifest(folder) -> None:
     """Raise ``ManifestProblem`` (``kind`` ``"missing"`` or ``"damaged"``) unless every file
     listed in ``folder/manifest.json`` is present with its recorded size and SHA-256."""
     folder = Path(folder)

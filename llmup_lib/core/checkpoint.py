@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ..store import ManifestProblem, check_manifest, write_json, write_manifest, write_text
+from ..store import ManifestProblem, inspect_manifest, write_json, write_manifest, write_text
 
 
 def _latest(ckpt_dir: Path) -> Path | None:
@@ -108,7 +108,7 @@ def load_checkpoint(ckpt_dir, model, optimizer, cfg,
     for path in _step_dirs(ckpt_dir):
         problem = None
         try:
-            check_manifest(path)
+            inspect_manifest(path)
         except ManifestProblem as err:
             if err.kind == "missing":  # written before checksums: load, but say so
                 warnings.warn(f"Checkpoint {str(path)!r} has no checksums (written by an older "
