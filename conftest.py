@@ -9,6 +9,7 @@ twice. `python -m llmup_lib run-all --solutions` is the same filling for a teach
 """
 
 import os
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -22,7 +23,7 @@ except ImportError:  # nbval not installed: nothing to wrap
 if nbval_plugin is not None:
 
     class NotebookWithSolutions(nbval_plugin.IPyNbFile):
-        """nbval's notebook file, read through ``grading.fill_solutions``."""
+        """nbval's notebook file, read through ``grader.fill_solutions``."""
 
         def collect(self):
             from llmup_lib.exercises.grader import fill_solutions
@@ -72,4 +73,11 @@ def _rank(item):
 
 
 def pytest_collection_modifyitems(config, items):
+    # The notebooks (nbval cells) belong to the full run only: marked slow here, so the fast tier
+    # `pytest -m "not slow"` leaves them out (this conftest's hook runs before pytest's -m filter),
+    # except a notebook named on the command line (.ci/run's lowest-versions stage names 00, 01)
+    named = {Path(config.invocation_params.dir, a.split("::")[0]).resolve() for a in config.args}
+    for item in items:
+        if item.path.suffix == ".ipynb" and item.path.resolve() not in named:
+            item.add_marker(pytest.mark.slow)
     items.sort(key=_rank)  # a stable sort: the order within each file is kept

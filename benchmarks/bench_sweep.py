@@ -22,7 +22,8 @@ import time
 
 import torch
 
-from llmup_lib.experiments.sweep import SweepRecipe, run_sweep, sweep_data, usable_cores
+from llmup_lib.experiments.sweep import SweepRecipe, run_sweep, sweep_data
+from llmup_lib.experiments.runner import usable_cores
 
 
 def one_sweep(points, recipe, data, workers, threads) -> dict:

@@ -15,7 +15,9 @@
 5. generation speed of each size: greedy, KV cache, batch 1 (``evaluate.generation_speed``);
 6. sweep throughput, 2 worker processes x 1 thread against 1 x 2, on the small sizes
    (``bench_sweep.measure``);
-7. with ``--tests``, the README's test command (``pytest``): its wall time and summary line.
+7. with ``--tests``, the README's test command (``pytest``): its wall time and summary line;
+8. the timing budgets of ``bench_timings.py`` (world generation, the Colab cell, offline Hub
+   errors, widget cells): each measured time against its budget (``--quick``: the cheap ones).
 
 Every section names the machine (CPU model, usable cores, torch and its threads) and the date,
 so a table copied into the README or an issue keeps where and when it was measured.
@@ -42,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))  # bench_*, notebook_budgets
 
 import bench_compile  # noqa: E402
+import bench_timings  # noqa: E402
 import bench_sweep  # noqa: E402
 from bench_train import hf_trainer, matmul_peak_gflops, ours  # noqa: E402
 
@@ -49,7 +52,8 @@ from llmup_lib.core.corpora import load_corpus  # noqa: E402
 from llmup_lib.core.evaluate import generation_speed  # noqa: E402
 from llmup_lib.core.models import FAMILY, build_model, count_params, flops_per_token  # noqa: E402
 from llmup_lib.core.profiles import get_profile  # noqa: E402
-from llmup_lib.experiments.sweep import SweepRecipe, usable_cores  # noqa: E402
+from llmup_lib.experiments.sweep import SweepRecipe
+from llmup_lib.experiments.runner import usable_cores  # noqa: E402
 from llmup_lib.core.tokenizer import load_tokenizer, pack_blocks  # noqa: E402
 from llmup_lib.core.train import compile_unavailable  # noqa: E402
 
@@ -193,6 +197,18 @@ def sweep_section(sizes, steps, repeats, recipe, n_val) -> None:
     if have >= need:
         print(sweep_table(sizes, steps, repeats, recipe, n_val), "\n", flush=True)
 
+
+QUICK_TIMINGS = "colab-setup,hub-offline-model,hub-offline-dataset"  # a second or two
+
+
+def timings_section(only) -> None:
+    """``bench_timings``' budgets: what the tests no longer time, measured here."""
+    heading("8. Timing budgets", "each time against its budget; `python benchmarks/"
+            "bench_timings.py` exits 1 when one is over")
+    rows = bench_timings.measure(bench_timings.select(only), log=None)
+    print(bench_timings.table(rows), "\n", flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -202,6 +218,7 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-notebooks", action="store_true")
     parser.add_argument("--skip-compile", action="store_true", help="no eager vs compiled table")
     parser.add_argument("--skip-sweep", action="store_true", help="no sweep-workers table")
+    parser.add_argument("--skip-timings", action="store_true", help="no timing-budgets table")
     parser.add_argument("--tests", action="store_true",
                         help="also time the README's test command, `pytest` (~17 min)")
     parser.add_argument("--pytest-args", default="",
@@ -262,6 +279,8 @@ def main(argv=None) -> None:
         print(tests_table(shlex.split(args.pytest_args)), "\n", flush=True)
     else:
         print("_7. Test run: skipped; add `--tests` to time the README's `pytest` (~17 min)_\n")
+    if not args.skip_timings:
+        timings_section(QUICK_TIMINGS if args.quick else None)
     print(f"_total {time.perf_counter() - t0:.0f} s_")
 
 

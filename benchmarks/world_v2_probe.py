@@ -1,9 +1,10 @@
-"""Feasibility probe for World v2: is there a capacity-limited regime at CPU scale?
+"""Feasibility probe for the biography world (``llmup_lib.world.biographies``): is there a
+capacity-limited regime at CPU scale?
 
-Trains a few sizes on a v2 pool and measures, for each: validation loss, the true floor and the
-excess over it (nats/token), and a knowledge probe by frequency rank (how many facts each model
-knows, as bits: ``max(0, log2 |values| + log2 q(true value))`` summed over facts, q normalised
-over all values of the relation). Prints a table and writes JSON.
+Trains a few sizes on a pool of biographies and measures, for each: validation loss, the true
+floor and the excess over it (nats/token), and a knowledge probe by frequency rank (how many
+facts each model knows, as bits: ``max(0, log2 |values| + log2 q(true value))`` summed over
+facts, q normalised over all values of the relation). Prints a table and writes JSON.
 
     python benchmarks/world_v2_probe.py --people 1000 --zipf 1.3 --tokens 2e6 \
         --sizes 2x32,2x64,4x128 --out probe.json
@@ -39,22 +40,22 @@ def main() -> None:
     ap.add_argument("--out", default="world_v2_probe.json")
     args = ap.parse_args()
 
-    from llmup_lib.world import biographies as w2
+    from llmup_lib.world import biographies as bio, knowledge
     from llmup_lib.core.evaluate import sequence_logprobs
-    from llmup_lib.methods.scaling import build_grid_model, parse_shape
+    from llmup_lib.core.family import build_grid_model, parse_shape
     from llmup_lib.experiments.sweep import SweepRecipe
     from llmup_lib.core.tokenizer import pack_blocks, train_bpe
     from llmup_lib.core.train import TrainConfig, eval_loss, train
 
     t0 = time.perf_counter()
-    world = w2.make_world_v2(n_people=args.people, zipf_exponent=args.zipf,
-                             augmented_share=args.augmented, max_events=args.events)
+    world = bio.make_biography_world(n_people=args.people, zipf_exponent=args.zipf,
+                                     augmented_share=args.augmented, max_events=args.events)
     budgets = [float(x) for x in args.tokens.split(",")]
-    parts = w2.entropy_parts(world, 5000)
+    parts = knowledge.entropy_parts(world, 5000)
     tokens_per_doc_guess = parts["chars_per_doc"] / 3.5
     n_docs = int(max(budgets) / tokens_per_doc_guess * 1.15) + 500
-    pool = w2.corpus("general", n_docs, 400, world=world)
-    notes = w2.corpus("domain", 2000, 10, world=world)["train"]["text"]
+    pool = bio.corpus("general", n_docs, 400, world=world)
+    notes = bio.corpus("domain", 2000, 10, world=world)["train"]["text"]
     tok = train_bpe(list(pool["train"]["text"][:20000]) + list(notes), args.vocab)
     train_blocks = pack_blocks(list(pool["train"]["text"]), tok, args.context)
     val_blocks = pack_blocks(list(pool["validation"]["text"]), tok, args.context)[:128]
@@ -74,7 +75,7 @@ def main() -> None:
           f"prepared in {time.perf_counter() - t0:.0f} s", flush=True)
 
     probe_ranks = np.unique(np.geomspace(1, args.people, args.probe_people).round().astype(int))
-    facts = w2.facts(world, probe_ranks)
+    facts = bio.facts(world, probe_ranks)
     recipe = SweepRecipe(context=args.context, batch_size=args.batch)
     rows = []
     for budget in budgets:
@@ -91,7 +92,7 @@ def main() -> None:
             model = train(model, train_blocks, None, cfg).model
             secs = time.perf_counter() - t1
             loss = eval_loss(model, val_blocks, 32)
-            bits, known = _probe(model, tok, facts, w2, sequence_logprobs)
+            bits, known = _probe(model, tok, facts, bio, sequence_logprobs)
             row = {"size": size, "params": n_non_emb, "lr": lr, "tokens": steps * args.context * args.batch,
                    "val_loss": loss, "floor": floor, "excess": loss - floor, "seconds": secs,
                    "probe_ranks": probe_ranks.tolist(), "probe_bits": bits, "probe_known": known,
@@ -108,17 +109,17 @@ def main() -> None:
             "chars_per_token": chars_per_token, "pool_tokens": pool_tokens,
             "stories": stories, "domain_token_coverage": coverage,
             "knowledge_bits_total": parts["knowledge_bits_total"],
-            "min_exposures_at_pool": w2.min_exposures(world, stories)}
+            "min_exposures_at_pool": knowledge.min_exposures(world, stories)}
     with open(args.out, "w") as fh:
         json.dump({"meta": meta, "rows": rows}, fh, indent=1)
 
 
-def _probe(model, tok, facts, w2, sequence_logprobs):
+def _probe(model, tok, facts, bio, sequence_logprobs):
     """Per probed person: bits known (sum over relations) and the share of facts ranked first."""
     model.eval()
     prompts, conts, owner = [], [], []
     for i, f in enumerate(facts):
-        for v in w2.VALUES[f["relation"]]:
+        for v in bio.VALUES[f["relation"]]:
             prompts.append(f["context"] + f["prompt"])
             conts.append(" " + v)
             owner.append(i)
@@ -128,15 +129,15 @@ def _probe(model, tok, facts, w2, sequence_logprobs):
     bits, top = np.zeros(len(facts)), np.zeros(len(facts))
     for i, f in enumerate(facts):
         s = scores[owner == i]
-        values = w2.VALUES[f["relation"]]
+        values = bio.VALUES[f["relation"]]
         logq = s - np.logaddexp.reduce(s)
         j = values.index(f["object"])
         # information about the value, counted from 0: a confidently wrong guess is not
         # negative knowledge
         bits[i] = max(0.0, math.log2(len(values)) + logq[j] / math.log(2))
         top[i] = float(np.argmax(s) == j)
-    per_person_bits = bits.reshape(-1, len(w2.RELATIONS)).sum(1)
-    per_person_known = top.reshape(-1, len(w2.RELATIONS)).mean(1)
+    per_person_bits = bits.reshape(-1, len(bio.RELATIONS)).sum(1)
+    per_person_known = top.reshape(-1, len(bio.RELATIONS)).mean(1)
     return per_person_bits.tolist(), per_person_known.tolist()
 
 

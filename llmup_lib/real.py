@@ -63,7 +63,7 @@ def smollm2_available() -> bool:
     return _installed_smollm2() is not None and importlib.util.find_spec("gguf") is not None
 
 
-def check_gguf(path) -> Path:
+def validate_gguf(path) -> Path:
     """``path`` as a ``Path`` if it is an existing file that starts like a GGUF file."""
     path = Path(path)
     if not path.is_file():
@@ -113,7 +113,7 @@ def load_gguf_model(path, **kwargs):
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
-    path = check_gguf(path)
+    path = validate_gguf(path)
     hf_logging.disable_progress_bar()
     try:
         with _no_dequantise_bar():
@@ -127,7 +127,7 @@ def load_gguf_tokenizer(path):
     """The tokenizer (with its chat template) stored in a GGUF file."""
     from transformers import AutoTokenizer
 
-    path = check_gguf(path)
+    path = validate_gguf(path)
     try:
         return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     except Exception as err:
@@ -140,7 +140,7 @@ def real_model_section(profile=None, what: str = "the real-model section") -> bo
     False. ``LLMUP_REAL_MODELS=1`` without the weights is an error, not a silent skip."""
     if real_models_requested():
         smollm2_gguf_path()  # raises, naming the fix, when the weights are missing
-        check_gguf(smollm2_gguf_path())  # and when the gguf reader is missing
+        validate_gguf(smollm2_gguf_path())  # and when the gguf reader is missing
         return True
     name = getattr(profile, "name", profile)
     if name == "gpu" and smollm2_available():

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty
 
+from .store import write_text
 from .teaching.results import ENV as RESULTS_ENV
 from .teaching.results import collect as collect_results
 from .teaching.results import format_results
@@ -199,8 +200,8 @@ def run_notebook(path: Path, out_dir: Path, timeout: float = 1800, profile: str 
     except Exception as err:  # CellExecutionError, CellTimeoutError, DeadKernelError, …
         status = "failed: " + _describe_failure(err, timeout)
     seconds = time.perf_counter() - t0
-    out_dir.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(out_dir / path.name))
+    text = nbformat.writes(nb)  # what nbformat.write puts in a file, written atomically
+    write_text(out_dir / path.name, text if text.endswith("\n") else text + "\n")
     return NotebookRun(path.stem, status, seconds, peak, key_result(nb))
 
 

@@ -43,12 +43,12 @@ def _temp_beside(path: Path) -> Path:
 
 
 def write_text(path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (a temp file beside it, then renamed)."""
+    """Write ``text`` (UTF-8) to ``path`` atomically (a temp file beside it, then renamed)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_beside(path)
     try:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -65,7 +65,7 @@ def read_json(path, what: str = "file"):
     fix (delete it, or remake it), instead of a bare decode error."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"The {what} {str(path)!r} is not valid JSON ({err.__class__.__name__} "
                          "at its start or middle: a cut-off or overwritten file); delete it or "
@@ -152,7 +152,7 @@ def inspect_manifest(folder) -> None:
     listed in ``folder/manifest.json`` is present with its recorded size and SHA-256."""
     folder = Path(folder)
     try:
-        files = json.loads((folder / MANIFEST).read_text())["files"]
+        files = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["files"]
     except FileNotFoundError:
         raise ManifestProblem("missing", f"no {MANIFEST}") from None
     except (ValueError, KeyError, TypeError):

@@ -3,7 +3,6 @@
 import json
 import sys
 
-import torch
 from accelerate import Accelerator
 
 from llmup_lib.core.models import build_model

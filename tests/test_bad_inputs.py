@@ -8,11 +8,12 @@ import pytest
 import torch
 
 import llmup_lib.core.train as T
-from llmup_lib.experiments import capacity, extraction, sweep, tuning
-from llmup_lib.teaching import claims, compare, results, widgets
+from llmup_lib.experiments import capacity, extraction, runner, sweep, tuning
+from llmup_lib.teaching import claims, distributions, results, widgets
 from llmup_lib.core import corpora, models
-from llmup_lib.methods import distill, finetune, scaling
-from llmup_lib.world import stories as world, biographies as world_v2
+from llmup_lib.core import family
+from llmup_lib.methods import distill, finetune, lora, scaling
+from llmup_lib.world import stories as world, biographies as bio
 from llmup_lib.core.evaluate import generate
 from llmup_lib.core.models import build_model
 from llmup_lib.core.profiles import get_profile
@@ -75,8 +76,8 @@ def _real_models_without_weights(c):
 
 def _adapter_on_other_base(c):
     path = c.tmp / "adapter"
-    finetune.save_adapter(finetune.lora_model(c.model("pico"), rank=2), path)
-    finetune.load_adapter(c.model("nano"), path)
+    lora.save_adapter(lora.lora_model(c.model("pico"), rank=2), path)
+    lora.load_adapter(c.model("nano"), path)
 
 
 def _import_widgets_under_ipywidgets_7(c):
@@ -151,16 +152,16 @@ ROWS = [
      ["no trainable parameters", "unfreeze some"]),
     ("memory-too-small", None, MemoryError,  # patched in the test: 10 kB available
      ["GB of RAM is available", "use a smaller batch_size or context, or a smaller model"]),
-    ("lora-rank", lambda c: finetune.lora_model(c.model(), rank=0), ValueError,
+    ("lora-rank", lambda c: lora.lora_model(c.model(), rank=0), ValueError,
      ["rank=0", "try 4 or 8"]),
-    ("lora-alpha", lambda c: finetune.lora_model(c.model(), rank=4, alpha=-1), ValueError,
+    ("lora-alpha", lambda c: lora.lora_model(c.model(), rank=4, alpha=-1), ValueError,
      ["alpha=-1", "a common choice is 2 x rank"]),
-    ("lora-targets", lambda c: finetune.lora_model(c.model(), targets=["attn"]), ValueError,
+    ("lora-targets", lambda c: lora.lora_model(c.model(), targets=["attn"]), ValueError,
      ["['attn']", "choose from"]),
     ("lora-targets-regex",
-     lambda c: finetune.lora_model(c.model(), targets=r".*\.attn"), ValueError,
+     lambda c: lora.lora_model(c.model(), targets=r".*\.attn"), ValueError,
      ["regex '.*\\\\.attn' matches no module", "choose from ['down_proj'"]),
-    ("lora-dropout", lambda c: finetune.lora_model(c.model(), dropout=1.0), ValueError,
+    ("lora-dropout", lambda c: lora.lora_model(c.model(), dropout=1.0), ValueError,
      ["dropout=1.0", "[0, 1)"]),
     ("adapter-other-base", _adapter_on_other_base, ValueError,
      ["hidden_size=32, not 48", "load it onto the base it was trained from"]),
@@ -188,14 +189,14 @@ ROWS = [
      ValueError, ["got -1", "pass a compute budget in FLOPs"]),
     ("isoflop-budget", lambda c: sweep.plan_isoflop([0], ["pico"], sweep.SweepRecipe()),
      ValueError, ["budget 0", "positive number of FLOPs"]),
-    ("scaling-size", lambda c: scaling.parse_shape("giant"), ValueError,
+    ("scaling-size", lambda c: family.parse_shape("giant"), ValueError,
      ["'giant'", "or a shape like '3x80'"]),
     ("sweep-table-missing", lambda c: sweep.load_table(c.tmp / "sweep.csv"), FileNotFoundError,
-     ["sweep.csv'", "python -m llmup_lib sweep --out PATH"]),
-    ("sweep-workers-zero", lambda c: sweep.check_workers(0), ValueError,
+     ["sweep.csv'", "python -m llmup_lib experiment sweep --out PATH"]),
+    ("sweep-workers-zero", lambda c: runner.validate_workers(0), ValueError,
      ["workers=0", "from 1 to the", "pass e.g. --workers"]),
-    ("sweep-workers-too-many", lambda c: sweep.check_workers(sweep.usable_cores() + 1), ValueError,
-     [f"workers={sweep.usable_cores() + 1}", "cores of this machine", "pass e.g. --workers"]),
+    ("sweep-workers-too-many", lambda c: runner.validate_workers(runner.usable_cores() + 1), ValueError,
+     [f"workers={runner.usable_cores() + 1}", "cores of this machine", "pass e.g. --workers"]),
     ("sweep-shard", lambda c: sweep.parse_shard("3/2"), ValueError,
      ["shard '3/2'", "1 <= K <= N", "pass e.g. --shard 1/2"]),
     ("widget-sample-temperature-0", lambda c: widgets.sample_text(c.model(), c.tok, "the", 0),
@@ -204,23 +205,23 @@ ROWS = [
      ["ipywidgets 7.7.1", "needs ipywidgets 8 or newer", "pip install -U 'ipywidgets>=8'",
       "restart the kernel"]),
     ("widget-temperature-out-of-range",  # temperature_explorer's function, slider below 0
-     lambda c: distill.softened_distribution(c.model(), c.tok, "the", -1.0), ValueError,
+     lambda c: distributions.softened_distribution(c.model(), c.tok, "the", -1.0), ValueError,
      ["temperature=-1.0", "pass a value > 0"]),
     ("widget-lora-rank-out-of-range",  # lora_explorer's function, slider at 0
-     lambda c: finetune.lora_cost(c.model(), rank=0), ValueError, ["rank=0", "try 4 or 8"]),
-    ("world-zipf-exponent", lambda c: world_v2.make_world_v2(zipf_exponent=0), ValueError,
+     lambda c: lora.lora_cost(c.model(), rank=0), ValueError, ["rank=0", "try 4 or 8"]),
+    ("world-zipf-exponent", lambda c: bio.make_biography_world(zipf_exponent=0), ValueError,
      ["zipf_exponent=0", "pass e.g. zipf_exponent=1.5"]),
-    ("world-zipf-not-a-number", lambda c: world_v2.make_world_v2(zipf_exponent="steep"),
+    ("world-zipf-not-a-number", lambda c: bio.make_biography_world(zipf_exponent="steep"),
      ValueError, ["zipf_exponent='steep'", "pass e.g. zipf_exponent=1.5"]),
-    ("world-people", lambda c: world_v2.make_world_v2(n_people=0), ValueError,
+    ("world-people", lambda c: bio.make_biography_world(n_people=0), ValueError,
      ["n_people=0", "pass e.g. n_people=2000"]),
-    ("world-augmented-share", lambda c: world_v2.make_world_v2(augmented_share=1.5), ValueError,
+    ("world-augmented-share", lambda c: bio.make_biography_world(augmented_share=1.5), ValueError,
      ["augmented_share=1.5", "pass a share between 0 and 1"]),
-    ("world-health-share", lambda c: world_v2.make_world_v2(health_share=-0.1), ValueError,
+    ("world-health-share", lambda c: bio.make_biography_world(health_share=-0.1), ValueError,
      ["health_share=-0.1", "pass a share between 0 and 1"]),
-    ("world-max-events", lambda c: world_v2.make_world_v2(max_events=-1), ValueError,
+    ("world-max-events", lambda c: bio.make_biography_world(max_events=-1), ValueError,
      ["max_events=-1", "pass e.g. max_events=2"]),
-    ("world-pronouns", lambda c: world_v2.make_world_v2(pronouns="yes"), ValueError,
+    ("world-pronouns", lambda c: bio.make_biography_world(pronouns="yes"), ValueError,
      ["pronouns='yes'", "must be True or False", "pronouns=True"]),
     ("world-v1-health-share", lambda c: world.make_world(0, health_share=1.0), ValueError,
      ["health_share=1.0", "must be a number in [0, 1)", "health_share=0.1"]),
@@ -236,12 +237,12 @@ ROWS = [
      ["Unknown extraction arm 'bioS'", "single, fullname, augmented"]),
     ("extraction-table-recipe",
      lambda c: extraction.load_table(c.file("t.json", b'{"recipe": {"steps": 1}, "rows": []}')),
-     ValueError, ["t.json' was made with another recipe", "python -m llmup_lib extraction"]),
-    ("capacity-size", lambda c: capacity.check_size("2x7"), ValueError,
+     ValueError, ["t.json' was made with another recipe", "python -m llmup_lib experiment extraction"]),
+    ("capacity-size", lambda c: capacity.validate_size("2x7"), ValueError,
      ["Shape '2x7'", "width divisible by 8"]),
     ("capacity-table-recipe",
      lambda c: capacity.load_table(c.file("t.json", b'{"recipe": {"people": 1}, "rows": []}')),
-     ValueError, ["t.json' was made with another recipe", "python -m llmup_lib capacity"]),
+     ValueError, ["t.json' was made with another recipe", "python -m llmup_lib experiment capacity"]),
     ("capacity-workers", lambda c: capacity.run_table([("2x8", 1e-2, 0)], None, workers=0),
      ValueError, ["workers=0", "pass e.g. --workers"]),
     ("compare-one-seed", lambda c: claims.claim_better([1.0], [2.0, 2.1]), ValueError,

@@ -10,7 +10,8 @@ binder/requirements.txt, binder/postBuild and binder/start:
 4. starts the server through ``binder/start``, which must ``exec "$@"``.
 
 This test does the same in a fresh virtual environment (no ``--system-site-packages``: a package
-missing from binder/ or pyproject must fail here), on a copy of the checkout's files, then checks
+missing from binder/ or pyproject must fail here), on a copy of the repository's files (copied
+with shutil, so a source archive without git works as well as a checkout), then checks
 that binder/start sets ``OMP_NUM_THREADS`` and runs notebooks 00 and 01 under nbval through it.
 
 One substitution, only when the PyTorch CPU index cannot be reached (this offline machine and its
@@ -47,15 +48,32 @@ def _index_reachable(url: str) -> bool:
         return False
 
 
+def _ignored_names() -> list[str]:
+    """Name patterns left out of the copy: ``.git`` and every pattern of ``.gitignore`` (build
+    outputs, virtual environments, caches), read as plain file-name patterns."""
+    patterns = [".git"]
+    gitignore = ROOT / ".gitignore"
+    if gitignore.exists():
+        for line in gitignore.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith(("#", "!")):
+                patterns.append(line.strip("/"))
+    return patterns
+
+
 def _checkout_copy(dest: Path) -> None:
-    """The files a clone would have: tracked plus untracked-but-not-ignored (work in progress)."""
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                         cwd=ROOT, capture_output=True, check=True).stdout.decode()
-    for rel in filter(None, out.split("\0")):
-        src = ROOT / rel
-        if src.is_file():  # deleted-but-tracked files are skipped
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)  # keeps the executable bits
+    """The files a clone would have, copied with shutil, so the test runs the same in a git
+    checkout and in an unpacked source archive (no git needed): everything under the root but
+    ``.git`` and what ``.gitignore`` names. Executable bits are kept (``copy2``)."""
+    by_name = shutil.ignore_patterns(*_ignored_names())
+
+    def ignore(folder, names):
+        # and tool caches that ignore themselves (a .gitignore of "*": .ruff_cache, .mypy_cache)
+        return set(by_name(folder, names)) | {
+            n for n in names if (Path(folder) / n / ".gitignore").is_file()
+            and "*" in (Path(folder) / n / ".gitignore").read_text().split()}
+
+    shutil.copytree(ROOT, dest, symlinks=True, dirs_exist_ok=True, ignore=ignore)
 
 
 def _run(cmd, *, env, cwd, timeout, what):
@@ -77,9 +95,11 @@ def test_binder_files_are_what_repo2docker_reads():
         assert mode & stat.S_IXUSR, f"binder/{script} must be executable for repo2docker"
         assert (BINDER / script).read_text().startswith("#!/usr/bin/env bash")
     assert 'exec "$@"' in (BINDER / "start").read_text()
-    # git, not only this checkout, must record the executable bit (a clone gets git's mode)
-    if not (ROOT / ".git").exists():
-        return  # a copy of the files, not a checkout: their own mode was checked above
+    # git, not only this checkout, must record the executable bit (a clone gets git's mode);
+    # in an unpacked source archive (no .git) or without git, the files' own mode, checked above,
+    # is all there is
+    if not (ROOT / ".git").exists() or shutil.which("git") is None:
+        return
     ls = subprocess.run(["git", "ls-files", "-s", "binder/postBuild", "binder/start"], cwd=ROOT,
                         capture_output=True, text=True, check=True).stdout.split()
     assert ls[0::4] == ["100755", "100755"], ls

@@ -16,17 +16,50 @@ def test_unknown_command_is_refused():
         main(["frobnicate"])
 
 
+def test_experiments_are_one_verb_and_the_old_verbs_are_gone(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["experiment", "--help"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0 and "{tune,sweep,capacity,extraction}" in out
+    for old in ("tune", "sweep", "capacity", "extraction"):
+        with pytest.raises(SystemExit) as stop:
+            main([old])
+        assert stop.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["tune", "--profile", "tpu"], "Unknown profile 'tpu'"),
+    (["tune", "--grid", "lora=1e-2"], "Unknown method 'lora'"),
+    (["tune", "--task", "pretrain"], "argument --task: invalid choice: 'pretrain'"),
+    (["tune", "--seeds", "0,x"], "--seeds '0,x' must be comma-separated whole numbers"),
+    (["sweep", "--profile", "tpu"], "Unknown profile 'tpu'"),
+    (["capacity", "--sizes", "giant"], "Unknown size 'giant'"),
+    (["capacity", "--workers", "x"], "argument --workers: invalid int value: 'x'"),
+    (["extraction", "--arms", "bioS"], "Unknown extraction arm 'bioS'"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_a_bad_experiment_argument_is_one_sentence_and_exit_2(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        main(["experiment", *argv, *(["--out", str(tmp_path / "t.json")] if len(argv) > 1
+                                      else [])])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
 def test_gpu_profile_caches_outside_the_repo(monkeypatch, tmp_path):
     monkeypatch.setenv("LLMUP_CACHE", str(tmp_path))
     path = base_dir(get_profile("gpu"))
     assert path.parent == tmp_path / "base" and path.name.startswith("gpu-")
 
 
+@pytest.mark.slow  # 6.2 s on 2 shared cores (2026-12-04)
 def test_caches_are_keyed_by_recipe_not_by_profile_name(monkeypatch, tmp_path):
     """A changed profile value gets a model of its own: the 'cpu' profile with a 256-token
     context must not load the shipped 128-token base model (it trains its own, cached)."""
     import llmup_lib.core.base as B
-    from llmup_lib.methods.finetune import domain_model_dir
+    from llmup_lib.tasks.domain import domain_model_dir
     from llmup_lib.core.tokenizer import load_tokenizer
 
     monkeypatch.setenv("LLMUP_CACHE", str(tmp_path))

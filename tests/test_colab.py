@@ -6,7 +6,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -118,10 +117,8 @@ def test_setup_cell_does_nothing_outside_colab(monkeypatch):
     source = colab.setup_cell_source()
     # it must run before the package is installed: it only asks whether llmup_lib exists
     assert "import llmup_lib" not in source and "from llmup_lib" not in source
-    t0 = time.perf_counter()
-    exec(compile(source, "<colab-setup>", "exec"), {})
+    exec(compile(source, "<colab-setup>", "exec"), {})  # its time: benchmarks/bench_timings.py
     assert colab.colab_setup() is False
-    assert time.perf_counter() - t0 < 0.5
     assert "LLMUP_PROFILE" not in __import__("os").environ
     assert sys.path == path_before
 

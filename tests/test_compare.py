@@ -71,6 +71,7 @@ def domain():
     return {"arm": arm, "frozen": frozen}
 
 
+@pytest.mark.slow  # 27, its fixture s on 2 shared cores (2026-12-04)
 def test_transfer_check_passes_on_the_sweep_and_fails_when_broken(domain):
     arm, frozen = domain["arm"], domain["frozen"]
     base = frozen["domain_excess"]
@@ -83,6 +84,7 @@ def test_transfer_check_passes_on_the_sweep_and_fails_when_broken(domain):
         claim_transfer(base, arm("scratch", "domain_excess"), arm("scratch", "domain_excess"))
 
 
+@pytest.mark.slow  # shares that fixture s on 2 shared cores (2026-12-04)
 def test_lora_vs_full_check_passes_on_the_sweep_and_fails_when_broken(domain):
     arm, frozen = domain["arm"], domain["frozen"]
     start = frozen["domain_excess"]
@@ -147,6 +149,7 @@ def tiny_students(tmp_path_factory):
         mp.undo()
 
 
+@pytest.mark.slow  # 8.8, its fixture s on 2 shared cores (2026-12-04)
 def test_kd_check_fails_when_alpha_is_zero(tiny_students):
     losses, teacher_loss = tiny_students
     assert losses["kd, alpha 0"] == pytest.approx(losses["scratch"])  # alpha 0 *is* scratch

@@ -6,7 +6,8 @@ import torch
 
 from llmup_lib.core.corpora import load_corpus
 from llmup_lib.methods.distill import distill
-from llmup_lib.methods.finetune import full_finetune_model, lora_model
+from llmup_lib.methods.finetune import full_finetune_model
+from llmup_lib.methods.lora import lora_model
 from llmup_lib.core.models import build_model
 from llmup_lib.core.train import TrainConfig, train
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from llmup_lib.experiments import extraction as ex
+from llmup_lib.experiments import runner
 from llmup_lib.teaching import claims
 from llmup_lib.__main__ import main
 from llmup_lib.core.models import load_model
@@ -35,6 +36,7 @@ def test_arms_share_people_and_facts_and_differ_in_phrasing():
     assert single.pronouns and not fullname.pronouns
 
 
+@pytest.mark.slow  # 6.9 s on 2 shared cores (2026-12-04)
 def test_a_saved_base_is_the_base_its_row_was_tuned_from(tmp_path, tok):
     """The row's pretrained weights are rounded to float16 before tuning, so the saved
     (float16) base loads back to exactly those weights and repeats the row."""
@@ -61,13 +63,14 @@ def test_a_saved_base_is_the_base_its_row_was_tuned_from(tmp_path, tok):
     assert len(logs) == 2  # another pretraining recipe: not the saved base either
 
 
+@pytest.mark.slow  # 4.7-6.5 s on 2 shared cores (2026-12-04)
 def test_run_table_saves_the_first_seeds_shipped_arms_only(tmp_path, tok):
     table = ex.run_table(["fullname", "single"], [3], tok, TINY, save_bases=tmp_path,
                          log=lambda _: None)
     assert [(r["arm"], r["seed"]) for r in table["rows"]] == [("fullname", 3), ("single", 3)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cpu_single"]
     assert table["recipe"]["people"] == TINY.people
-    path = ex.save_table(table, tmp_path / "t.json")
+    path = runner.save(table, tmp_path / "t.json")
     assert ex.load_table(path, TINY) == table
     with pytest.raises(ValueError, match="another recipe"):
         ex.load_table(path)  # the default recipe is not TINY
@@ -113,8 +116,11 @@ def test_arm_values_names_a_missing_arm():
         ex.arm_values({"rows": [{"arm": "single", "em_heldout": 0.2}]}, "augmented")
 
 
-def test_cli_refuses_an_unknown_arm_and_bad_seeds():
-    with pytest.raises(SystemExit, match="Unknown extraction arm 'bioS'"):
-        main(["extraction", "--arms", "bioS"])
-    with pytest.raises(SystemExit, match="--seeds 'a,b' must be whole numbers"):
-        main(["extraction", "--seeds", "a,b"])
+def test_cli_refuses_an_unknown_arm_and_bad_seeds(capsys):
+    for argv, message in ((["--arms", "bioS"], "Unknown extraction arm 'bioS'"),
+                          (["--seeds", "a,b"], "--seeds 'a,b' must be comma-separated whole "
+                                               "numbers")):
+        with pytest.raises(SystemExit) as stop:
+            main(["experiment", "extraction", *argv])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and message in err and len(err.splitlines()) == 1

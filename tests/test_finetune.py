@@ -3,7 +3,11 @@ import json
 import pytest
 import torch
 
-from llmup_lib.methods.finetune import (adamw_state_estimate, chat_prompt, file_size_bytes, freeze_except, full_finetune_model, instruction_rows, linear_module_names, load_adapter, lora_cost, lora_model, lora_update, measured_optimizer_bytes, merge_adapter, reinit_untrained_tokens, save_adapter, trainable_parameters, untrained_token_ids)
+from llmup_lib.core.memory import adamw_state_estimate, file_size_bytes
+from llmup_lib.core.train import measured_optimizer_bytes
+from llmup_lib.tasks.instructions import chat_prompt, instruction_rows
+from llmup_lib.methods.finetune import (freeze_except, full_finetune_model, reinit_untrained_tokens, trainable_parameters, untrained_token_ids)
+from llmup_lib.methods.lora import (linear_module_names, load_adapter, lora_cost, lora_model, lora_update, merge_adapter, save_adapter)
 from llmup_lib.core.models import build_model
 from llmup_lib.core.tokenizer import load_tokenizer
 from llmup_lib.core.train import TrainConfig, train
@@ -182,6 +186,7 @@ def test_lora_with_trainable_tokens_trains(pico, tiny_blocks):
     assert torch.equal(before[4:], after[4:])  # no other row moved
 
 
+@pytest.mark.slow  # 4.3-7.0 s on 2 shared cores (2026-12-04)
 def test_domain_floor_is_the_notes_entropy_per_token():
     """The floor in nats/token is bits/char × ln 2 / tokens/char, positive and below the base
     model's domain loss (a model cannot beat the true entropy)."""
@@ -190,7 +195,7 @@ def test_domain_floor_is_the_notes_entropy_per_token():
     from llmup_lib.core.base import load_base_model
     from llmup_lib.core.corpora import load_corpus
     from llmup_lib.core.evaluate import count_tokens_per_char
-    from llmup_lib.methods.finetune import domain_blocks, domain_floor_nats
+    from llmup_lib.tasks.domain import domain_blocks, domain_floor_nats
     from llmup_lib.core.profiles import get_profile
     from llmup_lib.core.tokenizer import load_tokenizer
     from llmup_lib.core.train import eval_loss
@@ -204,3 +209,22 @@ def test_domain_floor_is_the_notes_entropy_per_token():
     assert floor == pytest.approx(expected) and 0 < floor < math.log(len(tok))
     _, domain_val = domain_blocks(profile, tok)
     assert floor < eval_loss(load_base_model(profile, progress=False), domain_val, 8)
+
+
+@pytest.mark.slow  # 22 s on 2 shared cores (2026-12-04)
+def test_domain_scorer_gives_notebook_02s_numbers_in_order():
+    """One scorer for the notebooks and the sweep: the default three numbers, or all five of
+    notebook 02's in DOMAIN_METRICS order, the excess being the loss minus the floor."""
+    from llmup_lib.core.profiles import get_profile
+    from llmup_lib.tasks.domain import DOMAIN_METRICS, domain_floor_nats, domain_scorer
+
+    profile, tok = get_profile("cpu"), load_tokenizer()
+    model = build_model("pico", tok, profile.context, seed=0)
+    full = domain_scorer(profile, tok, metrics=reversed(DOMAIN_METRICS))(model)
+    assert tuple(full) == DOMAIN_METRICS
+    assert full["domain excess"] == full["domain loss"] - domain_floor_nats(profile, tok)
+    short = domain_scorer(profile, tok)
+    assert short(model) == {m: full[m] for m in ("domain loss", "domain facts", "general loss")}
+    for bad in ("domain loss", (), ["domain loss", "accuracy"]):
+        with pytest.raises(ValueError, match="must be one or more of"):
+            domain_scorer(profile, tok, metrics=bad)

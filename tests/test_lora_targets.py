@@ -11,7 +11,8 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.pytorch_utils import Conv1D
 
-from llmup_lib.methods.finetune import (linear_module_names, load_adapter, lora_config, lora_model, lora_target_modules, merge_adapter, save_adapter, trainable_parameters)
+from llmup_lib.methods.lora import (linear_module_names, load_adapter, lora_config, lora_model, lora_target_modules, merge_adapter, save_adapter)
+from llmup_lib.methods.finetune import trainable_parameters
 from llmup_lib.core.models import build_model, load_model
 
 D, LAYERS, VOCAB = 32, 2, 64

@@ -18,7 +18,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from llmup_lib.exercises.grader import YOUR_CODE_HERE, exercises, fill_solutions, get_exercise, grade
+from llmup_lib.exercises.grader import (YOUR_CODE_HERE, exercises, fill_solutions, get_exercise,
+                                        grade)
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[1-7]_*.ipynb"))
@@ -126,6 +127,7 @@ def test_committed_notebooks_are_clean(path):
         assert private not in outputs, (path.name, private)
 
 
+@pytest.mark.slow  # 35 s on 2 shared cores (2026-12-04)
 def test_pytest_runs_notebooks_with_the_solutions_filled_in(tmp_path):
     """A notebook whose check cell asserts the exercise passes: green only if conftest filled it."""
     nb = nbformat.v4.new_notebook()

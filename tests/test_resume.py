@@ -74,6 +74,7 @@ def uninterrupted_distill(char_tok, tiny_blocks):
                    train_b, val_b, _cfg(), alpha=0.5, temperature=2.0)
 
 
+@pytest.mark.slow  # 95-129 s on 2 shared cores (2026-12-04)
 @pytest.mark.parametrize("mode", ["train", "distill"])
 def test_sigkill_while_writing_a_checkpoint_then_resume_is_exact(tmp_path, mode, request):
     uninterrupted = request.getfixturevalue("uninterrupted" if mode == "train"
@@ -126,6 +127,7 @@ def _damage(path: Path, how: str) -> None:
         path.write_bytes(bytes(data))
 
 
+@pytest.mark.slow  # 5 s on 2 shared cores (2026-12-04)
 @pytest.mark.parametrize("how, reason", [("truncate", "truncated"), ("bitflip", "SHA-256")])
 def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path, char_tok, tiny_blocks,
                                                           uninterrupted, how, reason):
@@ -201,7 +203,7 @@ def test_corrupt_sweep_cache_row_is_retrained(tmp_path, monkeypatch, char_tok, t
 
 
 def test_corrupt_domain_model_cache_is_rebuilt(tmp_path, monkeypatch, char_tok, tiny_blocks):
-    import llmup_lib.methods.finetune as ft
+    import llmup_lib.tasks.domain as ft
     from llmup_lib.core.profiles import get_profile
 
     monkeypatch.setenv("LLMUP_CACHE", str(tmp_path))
@@ -231,10 +233,11 @@ def test_corrupt_domain_model_cache_is_rebuilt(tmp_path, monkeypatch, char_tok, 
     assert model.config.hidden_size == 32
 
 
+@pytest.mark.slow  # 8.5 s on 2 shared cores (2026-12-04)
 def test_a_lora_run_resumes_exactly(tmp_path, char_tok, tiny_blocks):
     # A PEFT checkpoint holds the adapter only (adapter_model.safetensors); resuming loads it
     # into a fresh LoRA model on the same base and must continue the run exactly.
-    from llmup_lib.methods.finetune import lora_model
+    from llmup_lib.methods.lora import lora_model
 
     train_b, val_b = tiny_blocks
 

@@ -40,6 +40,7 @@ def folder(tmp_path):
     return books
 
 
+@pytest.mark.slow  # 8.1 s on 2 shared cores (2026-12-04)
 def test_run_all_table_and_exit_code(folder, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("LLMUP_RESULTS_DIR", raising=False)  # run-all's default: <out>/results
     out = tmp_path / "executed"
@@ -110,10 +111,11 @@ def test_a_notebook_past_its_timeout_fails_and_the_run_goes_on(tmp_path):
                      nbformat.v4.new_code_cell("import time\ntime.sleep(60)")])
     run = run_notebook(path, tmp_path / "out", timeout=4)
     assert run.status == "failed: timeout: the notebook ran past 4 s"
-    assert run.seconds < 20  # stopped at the limit, not after the sleep
+    assert run.seconds < 60  # stopped at the limit, not after the 60 s sleep (no speed budget)
     assert (tmp_path / "out" / "03_slow.ipynb").exists()
 
 
+@pytest.mark.slow  # 9.5 s on 2 shared cores (2026-12-04)
 def test_widget_cells_do_not_stall_the_run(tmp_path):
     # nbclient#312: after a widget cell the execute_reply can go unseen until the cell's timeout.
     # Unpatched, 40 such cells stalled twice for the full 120 s (measured); each cell here would
@@ -127,10 +129,10 @@ def test_widget_cells_do_not_stall_the_run(tmp_path):
     path = tmp_path / "04_widgets.ipynb"
     _notebook(path, cells)
     run = run_notebook(path, tmp_path / "out", timeout=60)
-    assert run.ok, run.status
-    assert run.seconds < 45
+    assert run.ok, run.status  # its time (45 s budget): benchmarks/bench_timings.py
 
 
+@pytest.mark.slow  # 30 s on 2 shared cores (2026-12-04)
 def test_solutions_mode_fills_the_exercises_and_leaves_the_file_alone(tmp_path, capsys,
                                                                       monkeypatch):
     """`run-all --solutions`: the check that fails unanswered passes with the solution filled."""

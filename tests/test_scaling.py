@@ -3,14 +3,16 @@ import math
 import numpy as np
 import pytest
 
+from llmup_lib.core import family as F
 from llmup_lib.methods import scaling as S
 from llmup_lib.experiments import sweep as W
 from llmup_lib.core.models import build_model, count_params, flops_per_token
-from llmup_lib.methods.scaling import (REFERENCES, ChinchillaLaw, build_grid_model, compute_optimal,
-                               fit_chinchilla, fit_frontier_exponent, fit_power_law,
-                               isoflop_optimum, non_embedding_params, size_grid, training_flops)
-from llmup_lib.experiments.sweep import (SweepRecipe, load_table, plan_isoflop, run_sweep, save_table,
-                             shipped_table)
+from llmup_lib.methods.scaling import (REFERENCES, ChinchillaLaw, compute_optimal, fit_chinchilla,
+                                       fit_frontier_exponent, fit_power_law, isoflop_optimum)
+from llmup_lib.core.family import (build_grid_model, non_embedding_params, size_grid,
+                                   training_flops)
+from llmup_lib.experiments.sweep import (SweepRecipe, load_table, plan_isoflop, run_sweep,
+                                         save_table, shipped_table)
 
 N = np.array([7e3, 1.4e4, 2.5e4, 5.5e4, 1e5, 2.3e5])
 TRUE = dict(E=0.47, A=9.0, alpha=0.3)
@@ -20,6 +22,7 @@ def law(n):
     return TRUE["E"] + TRUE["A"] * np.asarray(n) ** -TRUE["alpha"]
 
 
+@pytest.mark.slow  # 12 s on 2 shared cores (2026-12-04)
 def test_power_law_recovers_known_parameters():
     fit = fit_power_law(N, law(N))
     assert fit.E == pytest.approx(TRUE["E"], rel=1e-3)
@@ -29,6 +32,7 @@ def test_power_law_recovers_known_parameters():
     assert fit.predict(1e6) == pytest.approx(law(1e6), rel=1e-4)
 
 
+@pytest.mark.slow  # 39 s on 2 shared cores (2026-12-04)
 def test_power_law_reports_uncertainty_that_grows_with_noise():
     rng = np.random.default_rng(0)
     noisy = law(N) * np.exp(rng.normal(0, 0.01, len(N)))
@@ -40,6 +44,7 @@ def test_power_law_reports_uncertainty_that_grows_with_noise():
     assert len(boot.bootstrap) >= 10 and boot.E_err > 0
 
 
+@pytest.mark.slow  # 17 s on 2 shared cores (2026-12-04)
 def test_power_law_is_robust_to_one_bad_point():
     n = np.geomspace(5e3, 5e5, 8)
     loss = law(n)
@@ -49,6 +54,13 @@ def test_power_law_is_robust_to_one_bad_point():
     assert fit.E == pytest.approx(TRUE["E"], rel=0.05)
     assert min(fit.weights) == fit.weights[3] < 0.5  # the bad point is the one down-weighted
 
+
+
+def test_loglog_fit_recovers_a_power_law():
+    """The one simple log-log fit (capacity's excess slope, World v2's predicted exponents)."""
+    fit = S.loglog_fit([1, 10, 100], [2, 2 * 10 ** 0.5, 20])
+    assert fit["slope"] == pytest.approx(0.5) and fit["r2"] == pytest.approx(1)
+    assert fit["intercept"] == pytest.approx(math.log(2))
 
 @pytest.mark.parametrize("n, loss, match", [
     ([1e3, 2e3, 4e3], [2.0, 1.5, 1.2], "3 points cannot determine 3 parameters"),
@@ -62,6 +74,7 @@ def test_power_law_bad_input_names_the_value_and_fix(n, loss, match):
         fit_power_law(n, loss)
 
 
+@pytest.mark.slow  # 9.3 s on 2 shared cores (2026-12-04)
 def test_chinchilla_fit_recovers_a_known_surface():
     truth = ChinchillaLaw(E=0.5, A=30.0, B=200.0, alpha=0.4, beta=0.35)
     n, d = np.meshgrid(np.geomspace(1e4, 1e6, 5), np.geomspace(1e5, 1e7, 5))
@@ -157,7 +170,7 @@ def test_plan_isoflop_splits_each_budget():
     rec = SweepRecipe(context=32, batch_size=4)
     pts = plan_isoflop([1e9, 4e9], ["2x16", "pico"], rec, min_steps=1)
     for p in pts:
-        n = non_embedding_params(S.parse_shape(p["size"]))
+        n = non_embedding_params(F.parse_shape(p["size"]))
         assert 6 * n * p["tokens"] == pytest.approx(p["budget"], rel=0.1)
     with pytest.raises(ValueError, match="budget -1"):
         plan_isoflop([-1], ["pico"], rec)
@@ -182,8 +195,11 @@ def test_sweep_trains_caches_and_saves(monkeypatch, tmp_path, tiny_blocks, char_
         assert back[0]["size"] == "2x16"
     with pytest.raises(ValueError, match="positive 'tokens'"):
         run_sweep([{"size": "pico", "tokens": 0}], rec, data=data)
-    with pytest.raises(FileNotFoundError, match="llmup_lib sweep"):
+    with pytest.raises(FileNotFoundError, match="llmup_lib experiment sweep --out PATH"):
         load_table(tmp_path / "missing.csv")
+    assert load_table(tmp_path / "sweep.json", rec) == load_table(tmp_path / "sweep.json")
+    with pytest.raises(ValueError, match="sweep.json' was made with another recipe .recipe_id"):
+        load_table(tmp_path / "sweep.json", SweepRecipe())
     with pytest.raises(ValueError, match="No rows"):
         save_table([], tmp_path / "x.csv")
 
@@ -193,7 +209,7 @@ def test_sweep_command_writes_a_table(monkeypatch, tmp_path):
 
     monkeypatch.setenv("LLMUP_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "rows.csv"
-    main(["sweep", "--sizes", "2x16", "--tokens", "4096", "--context", "32", "--batch-size", "4",
+    main(["experiment", "sweep", "--sizes", "2x16", "--tokens", "4096", "--context", "32", "--batch-size", "4",
           "--out", str(out)])
     rows = load_table(out)
     assert rows[0]["size"] == "2x16" and rows[0]["tokens"] == 4096
@@ -215,10 +231,10 @@ def test_the_cache_key_includes_the_training_pool(monkeypatch, tmp_path, tiny_bl
 def test_shipped_tables_follow_the_recipe():
     recipe = SweepRecipe()
     family = load_table(shipped_table("family"))
-    assert [r["size"] for r in family if r["size"] in S.SCALING_GRID] == list(S.SCALING_GRID)
+    assert [r["size"] for r in family if r["size"] in F.SCALING_GRID] == list(F.SCALING_GRID)
     for r in family:
-        assert r["tokens"] == S.FAMILY_TOKENS and r["lr"] == pytest.approx(recipe.lr(r["width"]))
-        assert r["params"] == non_embedding_params(S.parse_shape(r["size"]))
+        assert r["tokens"] == F.FAMILY_TOKENS and r["lr"] == pytest.approx(recipe.lr(r["width"]))
+        assert r["params"] == non_embedding_params(F.parse_shape(r["size"]))
     iso = load_table(shipped_table("isoflop")) + load_table(shipped_table("isoflop_2e12"))
     assert len({r["budget"] for r in iso}) == 4
     for r in iso:
@@ -253,10 +269,11 @@ def tables_v1():
     from pathlib import Path
 
     tables = json.loads((Path(__file__).parent / "fixtures" / "scaling_tables_v1.json").read_text())
-    family = [r for r in tables["cpu_family"] if r["size"] in S.SCALING_GRID]
+    family = [r for r in tables["cpu_family"] if r["size"] in F.SCALING_GRID]
     return family, tables["cpu_isoflop"] + tables["cpu_isoflop_2e12"]
 
 
+@pytest.mark.slow  # 72 s on 2 shared cores (2026-12-04)
 def test_fits_agree_with_the_old_optimiser_on_the_first_shipped_tables(tables_v1):
     family, iso = tables_v1
     n, loss = [r["params"] for r in family], [r["val_loss"] for r in family]
@@ -274,6 +291,7 @@ def test_fits_agree_with_the_old_optimiser_on_the_first_shipped_tables(tables_v1
     assert got == pytest.approx(OLD_LM["chinchilla"], rel=1e-4)
 
 
+@pytest.mark.slow  # 22-28 s on 2 shared cores (2026-12-04)
 @pytest.mark.parametrize("truth", [dict(E=0.5, A=30.0, alpha=0.35), dict(E=1.2, A=4.0, alpha=0.8)])
 def test_power_law_recovers_synthetic_parameters_with_noise_inside_its_errors(truth):
     n = np.geomspace(1e4, 1e7, 7)

@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
+from llmup_lib.experiments import runner as R
 from llmup_lib.experiments import sweep as W
-from llmup_lib.experiments.sweep import (SweepRecipe, check_workers, load_table, merge_tables, parse_shard,
-                             run_sweep, save_table, shard_points)
+from llmup_lib.experiments.sweep import (SweepRecipe, load_table, merge_tables, parse_shard, run_sweep, save_table, shard_points)
+from llmup_lib.experiments.runner import validate_workers
 
 # what depends on the machine's speed and load, not on the run
 TIMING = ("train_seconds", "wall_seconds", "tokens_per_second", "peak_rss_mb", "peak_scope",
@@ -41,30 +42,30 @@ def test_parse_shard_and_shard_points():
     assert shard_points(points, (2, 3)) == shards[1]
 
 
-def test_check_workers_names_the_value_and_the_cores():
-    cores = W.usable_cores()
-    assert cores >= 1 and check_workers(1) == 1 and check_workers(cores) == cores
+def test_validate_workers_names_the_value_and_the_cores():
+    cores = R.usable_cores()
+    assert cores >= 1 and validate_workers(1) == 1 and validate_workers(cores) == cores
     for bad in (0, cores + 1, -1, 1.5, True):
         with pytest.raises(ValueError, match=rf"workers={bad!r} must be a whole number from 1 to "
                                              rf"the {cores} cores of this machine"):
-            check_workers(bad)
+            validate_workers(bad)
 
 
+@pytest.mark.slow  # 47 s on 2 shared cores (2026-12-04)
 def test_peak_rss_is_measured_and_resettable():
     """In a fresh process: one that has run other tests (2.3 GB of real-model weights, freed but
     still mapped) can serve 200 MB from memory that is already resident, so its peak would not
     move whatever the code under test does (seen under pytest-xdist)."""
     script = """
-from llmup_lib.experiments import sweep as W
-from llmup_lib.core.evaluate import process_peak_rss_mb
-resettable = W.reset_peak_rss()
+from llmup_lib.core.memory import process_peak_rss_mb, reset_peak_rss
+resettable = reset_peak_rss()
 before = process_peak_rss_mb()
 big = bytearray(200 * 2**20)  # touch 200 MB
 for i in range(0, len(big), 4096):
     big[i] = 1
 during = process_peak_rss_mb()
 del big
-W.reset_peak_rss()
+reset_peak_rss()
 after = process_peak_rss_mb()
 print(int(resettable), before, during, after)
 """
@@ -101,10 +102,11 @@ def test_sharded_then_merged_sweep_equals_the_single_process_sweep(tiny, tmp_pat
         merge_tables(parts[:1])
 
 
+@pytest.mark.slow  # 82 s on 2 shared cores (2026-12-04)
 def test_workers_train_points_in_processes_of_their_own(tiny, monkeypatch, tmp_path):
     recipe, data, points = tiny
     inproc = run_sweep(points[:2], recipe, data=data, cache=False, log=None)
-    monkeypatch.setattr(W, "usable_cores", lambda: 2)  # the test must not depend on the machine
+    monkeypatch.setattr(R, "usable_cores", lambda: 2)  # the test must not depend on the machine
     rows = run_sweep(points[:2], recipe, data=data, log=None, workers=2)
     assert _runs(rows) == _runs(inproc)  # one thread each here and there: the same numbers
     assert [r["threads"] for r in rows] == [1, 1] and all(r["peak_scope"] == "run" for r in rows)
@@ -131,26 +133,38 @@ def test_merge_refuses_other_recipes_and_duplicates(tiny, tmp_path):
         merge_tables([])
 
 
+@pytest.mark.slow  # 6.7 s on 2 shared cores (2026-12-04)
 def test_sweep_command_shards_and_merges(monkeypatch, tmp_path, capsys):
     from llmup_lib.__main__ import main
 
     monkeypatch.setenv("LLMUP_CACHE", str(tmp_path / "cache"))
-    common = ["sweep", "--sizes", "2x16,pico,2x24", "--tokens", "1024", "--context", "32",
+    common = ["experiment", "sweep", "--sizes", "2x16,pico,2x24", "--tokens", "1024", "--context", "32",
               "--batch-size", "4"]
     main(common + ["--out", str(tmp_path / "single.json"), "--no-cache"])
     for k in (1, 2):
         main(common + ["--shard", f"{k}/2", "--out", str(tmp_path / f"s{k}.json"), "--no-cache"])
     assert [r["shard"] for r in load_table(tmp_path / "s2.json")] == ["2/2"]
-    main(["sweep", "merge", str(tmp_path / "s1.json"), str(tmp_path / "s2.json"), "--out",
+    main(["experiment", "sweep", "merge", str(tmp_path / "s1.json"), str(tmp_path / "s2.json"), "--out",
           str(tmp_path / "merged.json")])
     assert "merged 2 tables, 3 runs" in capsys.readouterr().out
     assert _runs(load_table(tmp_path / "merged.json")) == _runs(load_table(tmp_path /
                                                                           "single.json"))
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert [e["command"].split()[4:6] for e in R.provenance(merged)] == [
+        ["sweep", "--sizes"], ["sweep", "--sizes"], ["sweep", "merge"]]  # the shards', the merge
+    assert merged["recipe"]["context"] == 32
     for argv, needle in ([["--workers", "0"], "workers=0 must be a whole number from 1"],
                          [["--shard", "3/2"], "shard '3/2' is not K/N"],
-                         [["stray"], "unexpected argument 'stray'"]):
-        with pytest.raises(SystemExit, match=needle):
+                         [["stray"], "unexpected argument 'stray'"],
+                         [["--sizes", "giant"], "Unknown size 'giant'"],
+                         [["--profile", "tpu"], "Unknown profile 'tpu'"],
+                         [["--flops", "big"], "--flops 'big' must be comma-separated numbers"],
+                         [["--workers", "two"], "argument --workers: invalid int value"]):
+        with pytest.raises(SystemExit) as stop:
             main(common + argv + ["--out", str(tmp_path / "never.json")])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+        assert "Traceback" not in err
     assert not (tmp_path / "never.json").exists()
 
 

@@ -62,6 +62,7 @@ def test_pack_blocks_cover_the_stream(tiny_texts, char_tok):
         pack_blocks(["hi"], char_tok, 32)
 
 
+@pytest.mark.slow  # 11 s on 2 shared cores (2026-12-04)
 def test_shipped_vocabulary_is_shared_with_the_domain():
     """The base model's pretraining blocks contain the ids of >= 99 % of the clinic notes'
     tokens (the general corpus carries a tenth of health text, and the BPE was trained on it);
@@ -70,10 +71,11 @@ def test_shipped_vocabulary_is_shared_with_the_domain():
 
     from llmup_lib.core.base import general_blocks
     from llmup_lib.core.corpora import load_corpus
-    from llmup_lib.methods.finetune import domain_blocks, untrained_token_ids
+    from llmup_lib.tasks.domain import domain_blocks
+    from llmup_lib.methods.finetune import untrained_token_ids
     from llmup_lib.core.profiles import get_profile
     from llmup_lib.core.tokenizer import load_tokenizer, pack_blocks
-    from llmup_lib.world.stories import HEALTH_OPENINGS
+    from llmup_lib.world.clinic import HEALTH_OPENINGS
 
     profile, tok = get_profile("cpu"), load_tokenizer()
     general_train, _ = general_blocks(profile, tok)

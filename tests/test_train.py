@@ -141,6 +141,7 @@ def _run(nproc, out):
     return json.loads(Path(out).read_text())
 
 
+@pytest.mark.slow  # 57 s on 2 shared cores (2026-12-04)
 def test_two_processes_match_one(tmp_path):
     """Same global batch: 2 gloo processes (4 blocks each) vs 1 process (8 blocks) must reach
     the same loss. Tolerance: 1e-3 relative (only float summation order differs)."""
@@ -206,6 +207,7 @@ def test_resume_refuses_another_loss_recipe(tmp_path, char_tok, tiny_blocks):
 COMPILE_TOLERANCE = 1e-4  # compiled vs eager, losses and weights after 4 steps (absolute)
 
 
+@pytest.mark.slow  # 13 s on 2 shared cores (2026-12-04)
 def test_compiled_training_matches_eager_within_tolerance(char_tok, tiny_blocks):
     train_b, val_b = tiny_blocks
     cfg = _cfg(steps=4, log_every=1)

@@ -7,9 +7,10 @@ import pytest
 
 from llmup_lib.core.profiles import get_profile
 from llmup_lib.core.tokenizer import load_tokenizer
-from llmup_lib.experiments.tuning import (DEFAULT_LORA_LR, best_rate, check_method, extend_table,
-                              load_tuning_table, parse_grid, save_tuning_table, seed_values,
-                              summary, tune, tuned_rates)
+from llmup_lib.experiments.runner import extend, provenance, save, stamp
+from llmup_lib.experiments.tuning import (DEFAULT_LORA_LR, TUNING, best_rate, load_tuning_table,
+                                          parse_grid, seed_values, summary, tune, tuned_rates,
+                                          validate_method)
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,7 @@ def table(tiny_profile, tmp_path_factory):
         mp.undo()
 
 
+@pytest.mark.slow  # 48, the table fixture s on 2 shared cores (2026-12-04)
 def test_every_method_rate_and_seed_is_trained_and_scored(table):
     rows = table["rows"]
     assert len(rows) == (2 + 1 + 1) * 2
@@ -42,6 +44,7 @@ def test_every_method_rate_and_seed_is_trained_and_scored(table):
         assert r["steps"] == 2
 
 
+@pytest.mark.slow  # the table fixture s on 2 shared cores (2026-12-04)
 def test_seeds_change_the_run_and_the_summary_spreads_them(table):
     full = [r for r in table["rows"] if r["method"] == "full" and r["lr"] == 1e-3]
     assert full[0]["domain_loss"] != full[1]["domain_loss"]  # another batch order
@@ -51,6 +54,7 @@ def test_seeds_change_the_run_and_the_summary_spreads_them(table):
     assert s["domain_loss_std"] > 0
 
 
+@pytest.mark.slow  # the table fixture s on 2 shared cores (2026-12-04)
 def test_best_rate_is_the_lowest_mean_or_the_gentlest_within_one_std(table):
     stats = {lr: s for (m, lr), s in summary(table).items() if m == "full"}
     lowest = min(stats, key=lambda lr: stats[lr]["domain_excess"])
@@ -70,23 +74,29 @@ def test_best_rate_is_the_lowest_mean_or_the_gentlest_within_one_std(table):
         best_rate(table, "lora-r8")
 
 
+@pytest.mark.slow  # 6.7 s on 2 shared cores (2026-12-04)
 def test_extending_a_table_adds_only_new_runs_and_records_the_command(table, tiny_profile):
-    """``tune --extend``: a rank added later joins the table; runs it already holds are skipped
-    (the skip list) and never duplicated (extend_table), and the command is kept."""
+    """``experiment tune --extend``: a rank added later joins the table; runs it already holds
+    are skipped (the skip list) and never duplicated (runner.extend), and the command is kept."""
     done = {(r["method"], r["lr"], r["seed"]) for r in table["rows"]}
     more = tune({"full": [1e-3], "lora-r4": [1e-2]}, [0], tiny_profile, load_tokenizer(),
                 log=None, skip=done)
     assert [(r["method"], r["lr"], r["seed"]) for r in more["rows"]] == [("lora-r4", 1e-2, 0)]
     more["rows"].append(table["rows"][0])  # a run the table holds already is not added twice
-    extended = extend_table(table, more, "python -m llmup_lib tune --grid lora-r4=1e-2", 12)
+    command = "python -m llmup_lib experiment tune --grid lora-r4=1e-2 --extend"
+    extended = extend(TUNING, stamp(table, "python -m llmup_lib experiment tune", 30), more,
+                      command, 12)
     assert len(extended["rows"]) == len(table["rows"]) + 1
-    assert extended["extended_by"] == [{"command": "python -m llmup_lib tune --grid lora-r4=1e-2",
-                                        "runs": 1, "wall_seconds": 12}]
+    assert [(e["command"], e["runs"], e["wall_seconds"]) for e in provenance(extended)] == [
+        ("python -m llmup_lib experiment tune", len(table["rows"]), 30), (command, 1, 12)]
+    assert {"machine", "cores", "date"} <= set(extended["extended_by"][0])
     assert best_rate(extended, "lora-r4") == 1e-2 and "extended_by" not in table
-    with pytest.raises(ValueError, match="made with recipe_key .* write them to a table of"):
-        extend_table(table, {**more, "recipe_key": "other"}, "cmd", 1)
+    with pytest.raises(ValueError, match="another recipe .recipe_key 'other', not .* write them "
+                                         "to a table of their own"):
+        extend(TUNING, table, {**more, "recipe_key": "other"}, "cmd", 1)
 
 
+@pytest.mark.slow  # 13 s on 2 shared cores (2026-12-04)
 def test_larger_method_fine_tunes_notebook_07s_larger_pretrained_model(tiny_profile):
     """``larger`` starts from the shipped larger base (whatever the profile's own base size),
     loaded once for all its runs; its default rate is that model's pretraining peak."""
@@ -104,14 +114,18 @@ def test_larger_method_fine_tunes_notebook_07s_larger_pretrained_model(tiny_prof
     assert table is None and rates == {"larger": LARGER["gpu"]["lr"]}
 
 
+@pytest.mark.slow  # the table fixture s on 2 shared cores (2026-12-04)
 def test_tables_round_trip_and_refuse_another_base(table, tiny_profile, tmp_path):
-    path = save_tuning_table(table, tmp_path / "t.json")
+    path = save(table, tmp_path / "t.json")
     assert not list(tmp_path.glob(".tmp-*"))
     tok = load_tokenizer()
     assert load_tuning_table(tiny_profile, tok, path)["rows"] == table["rows"]
-    with pytest.raises(ValueError, match="made for another base model.*llmup_lib tune"):
+    with pytest.raises(ValueError, match="made with another recipe .recipe_key .*; remake it "
+                                         "with `python -m llmup_lib experiment tune --task domain"):
         load_tuning_table(get_profile("cpu"), tok, path)
-    with pytest.raises(FileNotFoundError, match="python -m llmup_lib tune"):
+    with pytest.raises(ValueError, match="another recipe .task 'domain', not 'distill'"):
+        load_tuning_table(tiny_profile, tok, path, task="distill")
+    with pytest.raises(FileNotFoundError, match="python -m llmup_lib experiment tune"):
         load_tuning_table(tiny_profile, tok, tmp_path / "missing.json")
 
 
@@ -135,7 +149,7 @@ def test_shipped_table_matches_the_shipped_base_and_has_three_seeds():
 ])
 def test_unknown_methods_are_refused(bad, message):
     with pytest.raises(ValueError, match=message):
-        check_method(bad)
+        validate_method(bad)
 
 
 def test_bad_grids_and_seeds_are_refused(tiny_profile):
@@ -160,7 +174,8 @@ def test_tuned_rates_fall_back_to_the_defaults_without_a_table(tmp_path):
         rates, table = tuned_rates(profile, tok, log=lines.append)
         assert table is None
         assert rates == {"full": profile.lr, "lora-r2": DEFAULT_LORA_LR, "scratch": profile.lr}
-    assert all("llmup_lib tune" in line and "default rates" in line for line in lines)
+    assert all("llmup_lib experiment tune" in line and "default rates" in line
+               for line in lines)
 
 
 def test_student_rates_come_from_the_distill_table_or_the_default():
@@ -174,11 +189,12 @@ def test_student_rates_come_from_the_distill_table_or_the_default():
     lines = []
     rates, table = tuned_rates(get_profile("gpu"), tok, methods, log=lines.append, task="distill")
     assert table is None and rates == dict.fromkeys(methods, DEFAULT_STUDENT_LR)
-    assert "tune --task distill" in lines[0]
+    assert "experiment tune --task distill" in lines[0]
     with pytest.raises(ValueError, match="Unknown distillation method 'lora-r2'"):
         tuned_rates(get_profile("cpu"), tok, ("lora-r2",), log=None, task="distill")
 
 
+@pytest.mark.slow  # the table fixture s on 2 shared cores (2026-12-04)
 def test_seed_values_are_one_per_seed_in_seed_order(table):
     values = seed_values(table, "full", 1e-3, "domain_loss")
     rows = sorted((r for r in table["rows"] if r["method"] == "full" and r["lr"] == 1e-3),

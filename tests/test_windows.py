@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import llmup_lib
-from llmup_lib.core import evaluate
+from llmup_lib.core import memory
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +26,7 @@ sys.modules["resource"] = None
 names = sys.argv[1:]
 for name in names:
     importlib.import_module("llmup_lib." + name)
-from llmup_lib.core.evaluate import peak_memory_mb
+from llmup_lib.core.memory import peak_memory_mb
 print("imported", len(names), "peak", peak_memory_mb())
 """
 
@@ -36,6 +38,7 @@ def _submodules():
                   if not m.name.endswith("__main__") and ".data" not in m.name)
 
 
+@pytest.mark.slow  # 21 s on 2 shared cores (2026-12-04)
 def test_every_module_imports_without_resource():
     names = _submodules()
     assert {"core.evaluate", "methods.finetune", "core.models", "core.train"} <= set(names)
@@ -61,8 +64,8 @@ def test_peak_memory_without_resource_uses_psutil_or_nan(monkeypatch):
     import psutil  # noqa: F401  (loaded before resource is hidden, as in the subprocess above)
 
     monkeypatch.setitem(sys.modules, "resource", None)
-    monkeypatch.setattr(evaluate, "PROC_STATUS", "/no/proc/on/windows")
-    with_psutil = evaluate.peak_memory_mb()
+    monkeypatch.setattr(memory, "PROC_STATUS", "/no/proc/on/windows")
+    with_psutil = memory.peak_memory_mb()
     assert 10 < with_psutil < 100_000  # psutil is installed here (a jupyter dependency)
     monkeypatch.setitem(sys.modules, "psutil", None)
-    assert math.isnan(evaluate.peak_memory_mb())  # unknown, never a made-up number
+    assert math.isnan(memory.peak_memory_mb())  # unknown, never a made-up number

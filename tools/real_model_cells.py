@@ -47,6 +47,7 @@ parameters); clinic-note loss 4.31 -> 1.78 nats/token.""", '''\
 from llmup_lib.real import real_model_section
 
 if real_model_section(profile, "the real-model fine-tune"):
+    from llmup_lib.core.train import eval_loss
 {load}
     small = profile.name == "cpu"  # 2 CPU cores: a short run on short blocks
     width = 64 if small else 256

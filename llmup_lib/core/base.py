@@ -5,14 +5,13 @@ within their own budget, so the ``cpu`` profile's checkpoint is shipped in ``dat
 (under 4 MB) and ``python -m llmup_lib build-base`` rebuilds it with this exact recipe; notebook
 01 checks that its rebuild matches the shipped one. Notebook 07's scaling option, a larger model
 pretrained on more data (``LARGER``), is shipped too (``data/base/cpu_larger``, float16 weights,
-made by ``build-base --larger --half``). Other profiles train once into
-``~/.cache/llmup`` (cache-or-train), since their checkpoints are too large to ship.
+made by ``build-base --larger --half``). Other profiles train once into the cache folder,
+``store.cache_dir()`` (cache-or-train), since their checkpoints are too large to ship.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 import warnings
 from pathlib import Path
@@ -24,7 +23,8 @@ from .models import build_model, load_model
 from .profiles import Profile, get_profile
 from .tokenizer import load_tokenizer, pack_blocks
 from .train import TrainConfig, TrainResult, eval_loss, train
-from ..store import DATA_DIR, atomic_folder, cache_dir, digest, manifest_damage, write_json, write_manifest
+from ..store import (DATA_DIR, atomic_folder, cache_dir, digest, manifest_damage, read_json,
+                     write_json, write_manifest)
 
 SHIPPED = {"cpu"}  # profiles whose base checkpoints live in data/base/
 # Notebook 07's scaling option, "a larger pretrained model": the next family size up, pretrained
@@ -133,7 +133,7 @@ def save_base_model(result: TrainResult, profile: Profile, path: Path | None = N
 
 def shipped_metrics(profile: Profile | None = None) -> dict:
     profile = profile or get_profile()
-    return json.loads((base_dir(profile) / "base_metrics.json").read_text())
+    return read_json(base_dir(profile) / "base_metrics.json", what="base model's metrics file")
 
 
 def load_base_model(profile: Profile | None = None, progress: bool = True):

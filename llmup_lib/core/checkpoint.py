@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from ..store import ManifestProblem, inspect_manifest, write_json, write_manifest, write_text
+from ..store import (ManifestProblem, atomic_folder, inspect_manifest, write_json, write_manifest,
+                     write_text)
 
 
 def _latest(ckpt_dir: Path) -> Path | None:
@@ -43,22 +44,20 @@ def save_checkpoint(ckpt_dir, model, optimizer, cfg, step: int, history,
     complete, then the ``latest`` pointer is replaced. A crash at any moment leaves the previous
     one intact; a failed write (disk full) removes the partial folder and says so."""
     ckpt_dir = Path(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:06d}"
-    tmp = ckpt_dir / f".tmp-{name}"
     final = ckpt_dir / name
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
-        model.save_pretrained(tmp)
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        state = {"step": step, "recipe": cfg.recipe(), "loss_recipe": loss_recipe,
-                 "history": history,
-                 "model_config": model.config.to_diff_dict(),
-                 "rng": torch.get_rng_state().tolist()}
-        write_json(tmp / "trainer_state.json", state, indent=None)
-        write_manifest(tmp)  # last: a folder with a valid manifest is a whole checkpoint
+        with atomic_folder(final) as tmp:  # .tmp-step-NNNNNN/, renamed to step-NNNNNN/ when whole
+            model.save_pretrained(tmp)
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+            state = {"step": step, "recipe": cfg.recipe(), "loss_recipe": loss_recipe,
+                     "history": history,
+                     "model_config": model.config.to_diff_dict(),
+                     "rng": torch.get_rng_state().tolist()}
+            write_json(tmp / "trainer_state.json", state, indent=None)
+            write_manifest(tmp)  # last: a folder with a valid manifest is a whole checkpoint
     except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(ckpt_dir / f".tmp-{name}", ignore_errors=True)
         code = err.errno if err.errno is not None else (err.args[0] if err.args and
                                                        isinstance(err.args[0], int) else None)
         why = "no space left on device" if code == errno.ENOSPC else (err.strerror or str(err))
@@ -68,8 +67,6 @@ def save_checkpoint(ckpt_dir, model, optimizer, cfg, step: int, history,
         raise OSError(code, f"Could not write checkpoint {str(final)!r} ({why}); {kept}. Free "
                       "disk space or set checkpoint_dir to a disk with room, then run again to "
                       "resume.") from err
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.replace(final)
     write_text(ckpt_dir / "latest", name)
     old = sorted(p for p in ckpt_dir.glob("step-*") if p.is_dir())[:-cfg.keep_checkpoints]
     for path in old:

@@ -9,9 +9,6 @@ Loss and perplexity are per token, so they depend on the tokenizer. Bits per cha
 from __future__ import annotations
 
 import math
-import os
-import sys
-import threading
 import time
 from collections import defaultdict
 
@@ -188,98 +185,3 @@ def generation_speed(model, tokenizer, new_tokens: int = 64, repeats: int = 3) -
     times = sorted(generation_times(model, tokenizer, 1, new_tokens, repeats))
     median = times[len(times) // 2]
     return {"tokens_per_second": new_tokens / median, "ms_per_token": 1000 * median / new_tokens}
-
-
-def peak_memory_mb() -> float:
-    """Peak memory so far: GPU allocations on CUDA, else the process's peak resident set (NaN
-    where nothing can tell, e.g. Windows without psutil)."""
-    if torch.cuda.is_available() and torch.cuda.max_memory_allocated():
-        return torch.cuda.max_memory_allocated() / 2**20
-    peak = process_peak_rss_mb()
-    return float("nan") if peak is None else peak
-
-
-PROC_STATUS = "/proc/self/status"  # Linux only; a module value, so tests can take it away
-
-
-def process_peak_rss_mb() -> float | None:
-    """This process's own peak resident set in MB, or None where nothing can tell.
-
-    Linux: ``VmHWM``. Not ``ru_maxrss``: exec keeps the parent's peak in it, so a notebook
-    kernel started by a 2 GB pytest process reported 2 GB before running a cell. Other POSIX
-    systems: ``ru_maxrss``. Windows (no ``resource``, imported here so the package still
-    imports there): psutil's peak working set, when psutil is installed.
-    """
-    try:
-        with open(PROC_STATUS) as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 2**10  # kB
-    except OSError:
-        pass
-    try:
-        import resource
-    except ImportError:
-        return _peak_rss_without_resource()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB else
-
-
-def _peak_rss_without_resource() -> float | None:
-    """Windows: psutil's peak working set (or the current RSS elsewhere), when psutil exists."""
-    try:
-        import psutil
-    except ImportError:
-        return None
-    info = psutil.Process().memory_info()
-    return getattr(info, "peak_wset", info.rss) / 2**20
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:  # pages: size, resident, ...
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-class PeakMemory:
-    """Measure the extra memory a block of code needs at its peak, in MB.
-
-    On CUDA it is the allocator's peak above the start. On a Linux CPU a background thread
-    samples the resident set every few milliseconds: ``peak_mb`` is the largest rise above the
-    level at entry (the process-wide ``ru_maxrss`` cannot be reset, so it cannot tell two runs
-    apart). Elsewhere it falls back to the process peak.
-
-        with PeakMemory() as mem:
-            train(...)
-        print(mem.peak_mb)
-    """
-
-    def __init__(self, interval_s: float = 0.005):
-        self.interval_s, self.peak_mb = interval_s, 0.0
-
-    def __enter__(self):
-        self._cuda = torch.cuda.is_available()
-        self._linux = os.path.exists("/proc/self/statm")
-        if self._cuda:
-            torch.cuda.reset_peak_memory_stats()
-            self._start = torch.cuda.memory_allocated() / 2**20
-        elif self._linux:
-            self._start = self._max = _rss_mb()
-            self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def _sample(self):
-        while not self._stop.wait(self.interval_s):
-            self._max = max(self._max, _rss_mb())
-
-    def __exit__(self, *exc):
-        if self._cuda:
-            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20 - self._start
-        elif self._linux:
-            self._stop.set()
-            self._thread.join()
-            self.peak_mb = max(self._max, _rss_mb()) - self._start
-        else:
-            self.peak_mb = peak_memory_mb()
-        return False

@@ -27,13 +27,20 @@ Training holds four things (bytes, fp32 unless the model is in another dtype):
 The formula was checked against the measured peak rise of resident memory during training
 (``tests/test_memory.py``: within 30 % for several sizes, batches and contexts on CPU). Models
 outside the Llama family get the same formula from their config's width, depth and MLP size; it
-is an estimate, so the guard refuses only runs that exceed *all* available memory.
+is an estimate, so the guard (``validate_fits``) refuses only runs that exceed *all* available
+memory.
+
+The measurement lives here too: ``peak_memory_mb`` (the process's peak so far),
+``process_peak_rss_mb`` (this process's own resident peak, never its parent's) and
+``PeakMemory`` (the peak rise during one block of code).
 """
 
 from __future__ import annotations
 
 import numbers
 import os
+import sys
+import threading
 from pathlib import Path
 
 import torch
@@ -132,7 +139,7 @@ def _gb(n: float) -> str:
     return f"{n / GB:.2f} GB" if n >= 0.01 * GB else f"{n / GB:.2g} GB"
 
 
-def check_fits(estimate: dict, available: int | None = None, device=None,
+def validate_fits(estimate: dict, available: int | None = None, device=None,
                weights_loaded: bool = False) -> None:
     """Raise ``MemoryError`` when ``estimate["total"]`` exceeds the ``available`` bytes (default:
     measured on ``device``). With ``weights_loaded`` the weights already sit in memory, so only
@@ -151,3 +158,139 @@ def check_fits(estimate: dict, available: int | None = None, device=None,
             f"{_gb(estimate['total'] - estimate['activations'])}) but only "
             f"{_gb(available)} of {where} is available; use a smaller batch_size or "
             "context, or a smaller model (or set TrainConfig(memory_check=False) to try anyway).")
+
+
+# ----------------------------------------------------------------------------- measurement
+
+def peak_memory_mb() -> float:
+    """Peak memory so far: GPU allocations on CUDA, else the process's peak resident set (NaN
+    where nothing can tell, e.g. Windows without psutil)."""
+    if torch.cuda.is_available() and torch.cuda.max_memory_allocated():
+        return torch.cuda.max_memory_allocated() / 2**20
+    peak = process_peak_rss_mb()
+    return float("nan") if peak is None else peak
+
+
+PROC_STATUS = "/proc/self/status"  # Linux only; a module value, so tests can take it away
+
+
+def process_peak_rss_mb() -> float | None:
+    """This process's own peak resident set in MB, or None where nothing can tell.
+
+    Linux: ``VmHWM``. Not ``ru_maxrss``: exec keeps the parent's peak in it, so a notebook
+    kernel started by a 2 GB pytest process reported 2 GB before running a cell. Other POSIX
+    systems: ``ru_maxrss``. Windows (no ``resource``, imported here so the package still
+    imports there): psutil's peak working set, when psutil is installed.
+    """
+    try:
+        with open(PROC_STATUS) as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
+    try:
+        import resource
+    except ImportError:
+        return _peak_rss_without_resource()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10  # bytes on macOS, KiB else
+
+
+def _peak_rss_without_resource() -> float | None:
+    """Windows: psutil's peak working set (or the current RSS elsewhere), when psutil exists."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    info = psutil.Process().memory_info()
+    return getattr(info, "peak_wset", info.rss) / 2**20
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:  # pages: size, resident, ...
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class PeakMemory:
+    """Measure the extra memory a block of code needs at its peak, in MB.
+
+    On CUDA it is the allocator's peak above the start. On a Linux CPU a background thread
+    samples the resident set every few milliseconds: ``peak_mb`` is the largest rise above the
+    level at entry (the process-wide ``ru_maxrss`` cannot be reset, so it cannot tell two runs
+    apart). Elsewhere it falls back to the process peak.
+
+        with PeakMemory() as mem:
+            train(...)
+        print(mem.peak_mb)
+    """
+
+    def __init__(self, interval_s: float = 0.005):
+        self.interval_s, self.peak_mb = interval_s, 0.0
+
+    def __enter__(self):
+        self._cuda = torch.cuda.is_available()
+        self._linux = os.path.exists("/proc/self/statm")
+        if self._cuda:
+            torch.cuda.reset_peak_memory_stats()
+            self._start = torch.cuda.memory_allocated() / 2**20
+        elif self._linux:
+            self._start = self._max = _rss_mb()
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(self.interval_s):
+            self._max = max(self._max, _rss_mb())
+
+    def __exit__(self, *exc):
+        if self._cuda:
+            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20 - self._start
+        elif self._linux:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = max(self._max, _rss_mb()) - self._start
+        else:
+            self.peak_mb = peak_memory_mb()
+        return False
+
+
+def adamw_state_estimate(model, bytes_per_value: int = 4) -> int:
+    """What AdamW's state will cost before training: ``2 × trainable × bytes`` (m and v)."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)  # tied: counted once
+    return 2 * trainable * bytes_per_value
+
+
+def file_size_bytes(path) -> int:
+    """Total size of a file or of every file under a folder."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def validate_distill_fits(student, batch_size: int, context: int, device=None) -> dict:
+    """``train()``'s memory guard for a distillation step: the student's training memory plus
+    the teacher's side of the loss, its logits and their softmax for one batch (the teacher's
+    weights are already loaded, and a ``TeacherCache`` is already in memory). Raises
+    ``MemoryError`` when that cannot fit; returns the estimate."""
+    estimate = estimate_training_memory(student, batch_size, context)
+    vocab = student.get_output_embeddings().weight.shape[0]
+    teacher_side = 2 * batch_size * context * vocab * 4  # fp32 logits + softmax
+    estimate["activations"] += teacher_side
+    estimate["total"] += teacher_side
+    validate_fits(estimate, device=device, weights_loaded=True)
+    return estimate
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's ``VmHWM`` to its current RSS (Linux >= 4.0: ``/proc/self/clear_refs``
+    accepts ``5``), so ``process_peak_rss_mb`` then measures one run. False where it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False

@@ -16,7 +16,7 @@ from typing import Iterable
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from ..store import DATA_DIR
+from ..store import DATA_DIR, atomic_folder
 
 
 TOKENIZER_DIR = DATA_DIR / "tokenizer"
@@ -97,7 +97,8 @@ def build_suite_tokenizer(vocab_size: int = 1024, n_docs: int = 4000) -> PreTrai
 
     texts = [d.text for d in generate_general(make_world(0), n_docs, seed=12345)]
     tok = train_bpe(texts, vocab_size)
-    tok.save_pretrained(str(TOKENIZER_DIR))
+    with atomic_folder(TOKENIZER_DIR) as tmp:  # a crash leaves the old tokenizer, never half
+        tok.save_pretrained(str(tmp))
     return tok
 
 

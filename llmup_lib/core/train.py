@@ -171,7 +171,7 @@ def compile_model(model):
     return torch.compile(model)
 
 
-def check_token_ids(model, inputs: torch.Tensor) -> None:
+def validate_token_ids(model, inputs: torch.Tensor) -> None:
     """Refuse token ids the model has no embedding for (blocks made with another tokenizer),
     which torch would report as a bare ``IndexError`` deep inside the embedding."""
     vocab = model.get_input_embeddings().weight.shape[0]  # also through peft's token wrapper
@@ -204,6 +204,26 @@ def optimizer_state_bytes(optimizer) -> int:
     """Bytes held by an optimizer's state tensors (AdamW: two moments per trainable weight)."""
     return sum(t.numel() * t.element_size() for state in optimizer.state.values()
                for t in state.values() if torch.is_tensor(t))
+
+
+def measured_optimizer_bytes(model, cfg=None) -> int:
+    """Measure AdamW's state for ``model`` by taking one zero-gradient step on a throwaway
+    optimizer (``cfg``: a ``TrainConfig``, default lr 1e-3): the tensors it allocates are the
+    state a real run would hold."""
+    cfg = cfg or TrainConfig(steps=1, batch_size=1, lr=1e-3)
+    optimizer = make_optimizer(model, cfg)
+    saved = [(p, p.grad) for p in model.parameters() if p.requires_grad]
+    for p, _ in saved:
+        p.grad = torch.zeros_like(p)
+    before = [p.detach().clone() for p, _ in saved]
+    for group in optimizer.param_groups:  # lr 0 and no decay: the weights cannot move
+        group["lr"], group["weight_decay"] = 0.0, 0.0
+    optimizer.step()
+    measured = optimizer_state_bytes(optimizer)
+    for (p, grad), old in zip(saved, before):
+        p.grad = grad
+        p.data.copy_(old)
+    return measured
 
 
 @torch.no_grad()
@@ -258,7 +278,7 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
     inputs, labels = split_blocks(train_blocks)
     if len(inputs) == 0:
         raise ValueError("No training blocks: the corpus is shorter than one context window.")
-    check_token_ids(model, inputs)
+    validate_token_ids(model, inputs)
 
     torch.manual_seed(cfg.seed)
     optimizer = make_optimizer(model, cfg)
@@ -271,10 +291,10 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
         if memory_guard is not None:
             memory_guard(raw, local, inputs.shape[1], accelerator.device)
         else:
-            from .memory import check_fits, estimate_training_memory
+            from .memory import estimate_training_memory, validate_fits
 
-            check_fits(estimate_training_memory(raw, local, inputs.shape[1]),
-                       device=accelerator.device, weights_loaded=True)
+            validate_fits(estimate_training_memory(raw, local, inputs.shape[1]),
+                          device=accelerator.device, weights_loaded=True)
     result = TrainResult(model=raw)
     start = 0
     if cfg.checkpoint_dir:

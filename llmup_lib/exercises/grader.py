@@ -4,11 +4,14 @@ The cases are drawn from a seed that lives here, in the package, never in the no
 expected answers cannot be read off the page; the grader prints one line — correct, or "not yet"
 with the kind of mistake it looks like and the first hint — and never the expected value.
 ``hint(id, tier)`` gives more: tier 1 a nudge, tier 2 the formula, tier 3 the reference solution
-(from ``llmup_lib.exercises.solutions``). ``fill_solutions`` pastes the solutions into a notebook, for a
-teacher's run.
+(from ``llmup_lib.exercises.solutions``). ``fill_solutions`` pastes the solutions into a notebook,
+for a teacher's run.
 
-The exercises themselves (cases, references, the mistakes each one recognises) are defined in
-``llmup_lib.exercises.bank``; this module is the machinery.
+This module is the machinery and imports no exercise: the exercises themselves (cases,
+references, the mistakes each one recognises) are defined in ``bank_training`` and
+``bank_upgrades`` and put into the registry here by ``bank`` (``register``), which the package
+``llmup_lib.exercises`` imports first, so ``check`` always finds them. The dependency runs one
+way: bank -> grader.
 """
 
 from __future__ import annotations
@@ -63,12 +66,20 @@ class Exercise:
 
 # ----------------------------------------------------------------------------- the registry
 
+_REGISTRY: dict[str, Exercise] = {}
+
+
+def register(*items: Exercise) -> dict[str, Exercise]:
+    """Add exercises to the registry that ``check`` and ``hint`` look them up in; returns them
+    by id. Registering an id again replaces it (a reloaded bank module)."""
+    added = {ex.id: ex for ex in items}
+    _REGISTRY.update(added)
+    return added
+
 
 def exercises() -> dict[str, Exercise]:
-    """Every exercise, by id (imported late: the bank imports this module)."""
-    from .bank import EXERCISES
-
-    return EXERCISES
+    """Every registered exercise, by id (the package's ``bank`` registers them on import)."""
+    return _REGISTRY
 
 
 def get_exercise(exercise_id: str) -> Exercise:

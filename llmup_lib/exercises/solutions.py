@@ -1,7 +1,7 @@
 """Reference solutions of the notebooks' exercises: the code a learner is asked to write.
 
 Kept out of the notebooks so a learner does not scroll past the answer; ``hint(id, 3)`` shows one
-on demand and ``grading.fill_solutions`` pastes them into a notebook for a teacher's run. Each
+on demand and ``grader.fill_solutions`` pastes them into a notebook for a teacher's run. Each
 function has the name and signature the notebook's exercise cell asks for, and uses only
 ``math``, ``numpy as np``, ``torch`` and ``torch.nn.functional as F`` (the names a teacher's
 filled notebook gets imported for it).

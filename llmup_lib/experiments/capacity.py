@@ -16,7 +16,7 @@ a size holds it all. Dividing bits by parameters gives the bits per parameter, s
 "2 bits per parameter" (measured there at 1,000 exposures, on far larger models).
 
 Each run trains for one pass over its biographies, about a minute on one core, so
-``python -m llmup_lib capacity`` writes the table (``data/capacity/cpu.json``: a learning-rate
+``python -m llmup_lib experiment capacity`` writes the table (``data/capacity/cpu.json``: a learning-rate
 sweep on seed 0, then each size at its best rate on two more seeds); notebook 05 reads it and
 retrains the smallest size live.
 """
@@ -27,10 +27,12 @@ import json
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..methods.scaling import loglog_fit
 from ..store import DATA_DIR as _SHIPPED  # the checkout's data/, or the installed package's
+from .runner import Kind, best_rates as _best_rates, load, new_table, run_points, validate_workers
 
 DATA_DIR = _SHIPPED / "capacity"
 SIZES = ("2x8", "2x16", "2x24", "2x32", "2x48")
@@ -48,14 +50,17 @@ class CapacityRecipe:
 
 
 RECIPE = CapacityRecipe()
+CAPACITY = Kind("capacity", "capacity", row_key=("size", "lr", "seed"),
+                order=("seed", "params", "lr"),
+                takes=" (the commands in data/capacity/README.md: 17 minutes on 2 cores)")
 _DATA: dict = {}  # (seed, recipe, vocabulary) -> prepared data, kept for the seed's next run
 
 
 def capacity_world(seed: int, recipe: CapacityRecipe = RECIPE):
-    from ..world.biographies import make_world_v2
+    from ..world.biographies import make_biography_world
 
-    return make_world_v2(seed=seed, n_people=recipe.people, zipf_exponent=1e-3, health_share=0.0,
-                         max_events=0)
+    return make_biography_world(seed=seed, n_people=recipe.people, zipf_exponent=1e-3,
+                                health_share=0.0, max_events=0)
 
 
 def capacity_data(seed: int, tokenizer, recipe: CapacityRecipe = RECIPE) -> dict:
@@ -116,8 +121,8 @@ def knowledge_bits(model, tokenizer, facts, batch_size: int = 64) -> dict:
     return {"bits": float(bits), "known": known / len(facts)}
 
 
-def check_size(size) -> str:
-    from ..methods.scaling import parse_shape
+def validate_size(size) -> str:
+    from ..core.family import parse_shape
 
     parse_shape(size)  # one sentence naming the bad size and the fix
     return size
@@ -127,12 +132,12 @@ def run_point(size: str, lr: float, seed: int, tokenizer, recipe: CapacityRecipe
     """One row: ``size`` pretrained from random weights at peak rate ``lr`` for one pass over the
     seed's biographies, then its validation loss, excess over the floor and stored bits."""
     from ..core.models import count_params
-    from ..methods.scaling import build_grid_model, non_embedding_params, parse_shape
+    from ..core.family import build_grid_model, non_embedding_params, parse_shape
     from ..core.train import TrainConfig, eval_loss, train
 
     data = capacity_data(seed, tokenizer, recipe)
     start = time.perf_counter()
-    model = build_grid_model(check_size(size), tokenizer, recipe.context, seed=seed)
+    model = build_grid_model(validate_size(size), tokenizer, recipe.context, seed=seed)
     steps = len(data["train"]) // recipe.batch_size  # one pass: each biography seen once
     model = train(model, data["train"], None,
                   TrainConfig(steps=steps, batch_size=recipe.batch_size, lr=lr, seed=seed,
@@ -152,12 +157,6 @@ def run_point(size: str, lr: float, seed: int, tokenizer, recipe: CapacityRecipe
             "seconds": round(time.perf_counter() - start, 1)}
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def _worker_point(size, lr, seed, recipe) -> dict:
     from ..core.tokenizer import load_tokenizer
 
@@ -167,34 +166,19 @@ def _worker_point(size, lr, seed, recipe) -> dict:
 def run_table(points, tokenizer, recipe: CapacityRecipe = RECIPE, workers: int = 1,
               log=print) -> dict:
     """Every ``(size, lr, seed)`` of ``points``; ``workers`` > 1 trains that many at once, each
-    process with its share of the cores (the sweep's ``--workers``)."""
-    from .sweep import check_workers, usable_cores
+    process with its share of the cores (``runner.run_points``)."""
+    validate_workers(workers)
+    points = [(validate_size(s), float(lr), int(seed)) for s, lr, seed in points]
 
-    check_workers(workers)
-    points = [(check_size(s), float(lr), int(seed)) for s, lr, seed in points]
-    rows = []
-
-    def done(row):
-        rows.append(row)
-        if log:
-            log(json.dumps(row))
-
-    if workers == 1:
-        for size, lr, seed in points:
-            done(run_point(size, lr, seed, tokenizer, recipe))
+    done = (lambda i, row: log(json.dumps(row))) if log else None
+    if workers == 1:  # in this process
+        rows = run_points(points, lambda s, lr, seed: run_point(s, lr, seed, tokenizer, recipe),
+                          done=done)
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        threads = max(1, usable_cores() // workers)
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(threads,)) as pool:
-            futures = [pool.submit(_worker_point, s, lr, seed, recipe) for s, lr, seed in points]
-            for future in as_completed(futures):
-                done(future.result())
-    rows.sort(key=lambda r: (r["seed"], r["params"], r["lr"]))
-    return {"recipe": asdict(recipe), "inventory_bits": round(inventory_bits(recipe), 1),
-            "rows": rows}
+        rows = run_points([(*p, recipe) for p in points], None, _worker_point, workers,
+                          done=done)
+    rows.sort(key=lambda r: tuple(r[k] for k in CAPACITY.order))
+    return new_table(CAPACITY, recipe, rows, inventory_bits=round(inventory_bits(recipe), 1))
 
 
 # ----------------------------------------------------------------------------- files
@@ -202,40 +186,17 @@ def table_path(profile: str = "cpu") -> Path:
     return DATA_DIR / f"{profile}.json"
 
 
-def save_table(table: dict, path) -> Path:
-    """Write atomically (the tuning tables' writer): a half-written table never replaces a good
-    one."""
-    from .tuning import save_tuning_table
-
-    return save_tuning_table(table, path)
-
-
 def load_table(path=None, recipe: CapacityRecipe = RECIPE) -> dict:
-    """The shipped table, refused when its recipe is not ``recipe``."""
-    from .tuning import load_recipe_table
-
-    return load_recipe_table(path or table_path(), asdict(recipe), "capacity",
-                             "the commands in data/capacity/README.md (17 minutes on 2 cores)")
-
-
-def extend_table(table: dict, more: dict) -> dict:
-    """``table`` with ``more``'s runs that it lacks; refused when the recipes differ."""
-    if table["recipe"] != more["recipe"]:
-        raise ValueError("Cannot extend a capacity table with runs of another recipe; write "
-                         "them to a table of their own with --out.")
-    have = {(r["size"], r["lr"], r["seed"]) for r in table["rows"]}
-    rows = table["rows"] + [r for r in more["rows"] if (r["size"], r["lr"], r["seed"]) not in have]
-    return {**table, "rows": sorted(rows, key=lambda r: (r["seed"], r["params"], r["lr"]))}
+    """The shipped (or given) table, refused when its recipe is not ``recipe``."""
+    return load(CAPACITY, path or table_path(), recipe)
 
 
 # ----------------------------------------------------------------------------- reading the table
 def best_rates(table: dict, metric: str = "val_loss") -> dict:
-    """Each size's rate with the lowest mean ``metric`` over its seeds."""
-    by: dict = {}
-    for r in table["rows"]:
-        by.setdefault(r["size"], {}).setdefault(r["lr"], []).append(r[metric])
-    return {size: min(rates, key=lambda lr: statistics.mean(rates[lr]))
-            for size, rates in by.items()}
+    """Each size's rate with the lowest mean ``metric`` over its seeds: ``runner.best_rates``'
+    ``"lowest"`` reading, not the tuning tables' one-std one, because this table's rate sweep ran
+    one seed and only each size's lowest-mean rate has three (see there)."""
+    return _best_rates(table["rows"], "size", metric, rule="lowest")
 
 
 def at_best(table: dict) -> list[dict]:
@@ -252,18 +213,6 @@ def at_best(table: dict) -> list[dict]:
             entry[m] = [r[m] for r in rows]
         out.append(entry)
     return sorted(out, key=lambda e: e["params"])
-
-
-def loglog_fit(x, y) -> dict:
-    """Least squares of log y on log x: ``slope``, ``intercept`` and ``r2``."""
-    import numpy as np
-
-    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
-    slope, intercept = np.polyfit(lx, ly, 1)
-    resid = ly - (slope * lx + intercept)
-    ss = float(np.sum((ly - ly.mean()) ** 2))
-    return {"slope": float(slope), "intercept": float(intercept),
-            "r2": 1 - float(np.sum(resid ** 2)) / ss if ss > 0 else float("nan")}
 
 
 def knowledge_excess(bits: float, table: dict) -> float:

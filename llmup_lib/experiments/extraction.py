@@ -14,7 +14,7 @@ says whether it stored them at all. Three arms differ only in how the biographie
 - ``augmented``: four templates in any order, the name in every sentence.
 
 Pretraining takes about 4 minutes per arm on 2 cores, too slow for a notebook, so
-``python -m llmup_lib extraction`` writes the table over seeds (``data/extraction/cpu.json``)
+``python -m llmup_lib experiment extraction`` writes the table over seeds (``data/extraction/cpu.json``)
 and saves the seed-0 bases of the ``single`` and ``augmented`` arms in float16
 (``data/extraction/cpu_<arm>``); notebook 04 instruction-tunes those two live. Every run rounds
 its pretrained weights to float16 before instruction tuning, so a shipped base repeats its row.
@@ -28,12 +28,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..store import DATA_DIR as _SHIPPED  # the checkout's data/, or the installed package's
+from ..store import write_json
+from .runner import Kind, load, new_table, run_points
 
 DATA_DIR = _SHIPPED / "extraction"
 ARMS = {"single": {"augmented_share": 0.0, "pronouns": True},
         "fullname": {"augmented_share": 0.0, "pronouns": False},
         "augmented": {"augmented_share": 1.0, "pronouns": False}}
 SHIPPED_BASES = ("single", "augmented")
+EXTRACTION = Kind("extraction", "extraction", row_key=("arm", "seed"),
+                  takes=" (with --save-bases: about 40 minutes on 2 cores)")
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ def pretraining_recipe(recipe: ExtractionRecipe) -> dict:
     return {k: getattr(recipe, k) for k in PRETRAINING_FIELDS}
 
 
-def check_arm(arm) -> str:
+def validate_arm(arm) -> str:
     if arm not in ARMS:
         raise ValueError(f"Unknown extraction arm {arm!r}; use one of {', '.join(ARMS)}.")
     return arm
@@ -72,10 +76,10 @@ def check_arm(arm) -> str:
 
 def extraction_world(arm: str, seed: int, recipe: ExtractionRecipe = RECIPE):
     """The arm's world: the same people and facts for every arm of a seed, written its way."""
-    from ..world.biographies import make_world_v2
+    from ..world.biographies import make_biography_world
 
-    return make_world_v2(seed=seed, n_people=recipe.people, zipf_exponent=1e-3, health_share=0.0,
-                         max_events=0, **ARMS[check_arm(arm)])
+    return make_biography_world(seed=seed, n_people=recipe.people, zipf_exponent=1e-3,
+                                health_share=0.0, max_events=0, **ARMS[validate_arm(arm)])
 
 
 def pretrain(arm: str, seed: int, tokenizer, recipe: ExtractionRecipe = RECIPE):
@@ -101,7 +105,7 @@ def pretrain(arm: str, seed: int, tokenizer, recipe: ExtractionRecipe = RECIPE):
 def exact_match(model, tokenizer, rows, limit: int, max_new_tokens: int) -> float:
     """Share of ``limit`` questions (a fixed sample, spread over the people) answered with
     exactly the expected sentence."""
-    from ..methods.finetune import answer_questions
+    from ..tasks.instructions import answer_questions
 
     rows = rows.shuffle(seed=0).select(range(min(limit, len(rows))))
     answers = answer_questions(model, tokenizer, rows["question"], max_new_tokens)
@@ -111,7 +115,8 @@ def exact_match(model, tokenizer, rows, limit: int, max_new_tokens: int) -> floa
 def instruction_tune(base, arm: str, seed: int, tokenizer, recipe: ExtractionRecipe = RECIPE):
     """A copy of ``base`` instruction-tuned on half the people's questions (prompt masked):
     ``(model, questions)``, the questions split by person into ``train`` and ``test``."""
-    from ..methods.finetune import full_finetune_model, instruction_rows
+    from ..methods.finetune import full_finetune_model
+    from ..tasks.instructions import instruction_rows
     from ..core.train import TrainConfig, train
     from ..world.biographies import instruction_set
 
@@ -150,16 +155,19 @@ def run_table(arms, seeds, tokenizer, recipe: ExtractionRecipe = RECIPE, save_ba
               log=print) -> dict:
     """Every (seed, arm); with ``save_bases`` (a folder) the first seed's bases of the arms in
     ``SHIPPED_BASES`` are saved there as ``cpu_<arm>`` (made on the 2-core CPU machine)."""
-    arms = [check_arm(a) for a in arms]
-    rows = []
+    arms = [validate_arm(a) for a in arms]
+    seeds = list(seeds)
+    calls = []
     for seed in seeds:
         for arm in arms:
             save_to = None
             if save_bases is not None and seed == seeds[0] and arm in SHIPPED_BASES:
                 save_to = Path(save_bases) / f"cpu_{arm}"
-            rows.append(run_arm(arm, seed, tokenizer, recipe, save_to))
-            log(json.dumps(rows[-1]))
-    return {"recipe": asdict(recipe), "seeds": list(seeds), "rows": rows}
+            calls.append((arm, seed, save_to))
+    rows = run_points(calls, lambda arm, seed, save_to: run_arm(arm, seed, tokenizer, recipe,
+                                                                 save_to),
+                      done=lambda i, row: log(json.dumps(row)) if log else None)
+    return new_table(EXTRACTION, recipe, rows, seeds=seeds)
 
 
 # ----------------------------------------------------------------------------- files
@@ -167,21 +175,9 @@ def table_path(profile: str = "cpu") -> Path:
     return DATA_DIR / f"{profile}.json"
 
 
-def save_table(table: dict, path) -> Path:
-    """Write atomically (the tuning tables' writer): a half-written table never replaces a good
-    one."""
-    from .tuning import save_tuning_table
-
-    return save_tuning_table(table, path)
-
-
 def load_table(path=None, recipe: ExtractionRecipe = RECIPE) -> dict:
-    """The shipped table, refused when its recipe is not ``recipe``."""
-    from .tuning import load_recipe_table
-
-    return load_recipe_table(path or table_path(), asdict(recipe), "extraction",
-                             "`python -m llmup_lib extraction --save-bases` (about 40 minutes on "
-                             "2 cores)")
+    """The shipped (or given) table, refused when its recipe is not ``recipe``."""
+    return load(EXTRACTION, path or table_path(), recipe)
 
 
 def save_base(model, path, arm: str, seed: int, recipe: ExtractionRecipe, val_loss: float) -> Path:
@@ -189,7 +185,7 @@ def save_base(model, path, arm: str, seed: int, recipe: ExtractionRecipe, val_lo
     model.half().save_pretrained(path)
     model.float()
     meta = {"arm": arm, "seed": seed, "recipe": asdict(recipe), "val_loss": round(val_loss, 5)}
-    (path / "extraction_base.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_json(path / "extraction_base.json", meta)
     return path
 
 
@@ -202,7 +198,7 @@ def load_base(arm: str, tokenizer, recipe: ExtractionRecipe = RECIPE, seed: int 
 
     from ..core.models import load_model
 
-    path = Path(folder) / f"cpu_{check_arm(arm)}"
+    path = Path(folder) / f"cpu_{validate_arm(arm)}"
     meta_file = path / "extraction_base.json"
     if meta_file.exists():
         meta = json.loads(meta_file.read_text())
@@ -217,10 +213,10 @@ def load_base(arm: str, tokenizer, recipe: ExtractionRecipe = RECIPE, seed: int 
 # ----------------------------------------------------------------------------- reading the table
 def arm_values(table: dict, arm: str, metric: str = "em_heldout") -> list[float]:
     """One value per seed of ``metric`` for ``arm``."""
-    values = [r[metric] for r in table["rows"] if r["arm"] == check_arm(arm)]
+    values = [r[metric] for r in table["rows"] if r["arm"] == validate_arm(arm)]
     if not values:
-        raise ValueError(f"The extraction table has no {arm!r} rows; rerun `python -m llmup_lib "
-                         f"extraction --arms {arm}`.")
+        raise ValueError(f"The extraction table has no {arm!r} rows; rerun "
+                         f"`{EXTRACTION.command(f'--arms {arm}')}`.")
     return values
 
 

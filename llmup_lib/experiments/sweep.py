@@ -6,26 +6,31 @@
 * **the data** -- ``sweep_data``: enough fresh documents that no run sees one twice;
 * **the points** -- a size family at fixed tokens, or ``plan_isoflop`` budgets;
 * **the runs** -- ``run_sweep``, each row cached by recipe, shape, tokens and training pool
-  (``$LLMUP_CACHE/scaling``, checksummed, so a corrupt entry is retrained);
-* **the tables** -- ``save_table``/``load_table`` (CSV or JSON) and the shipped ``cpu`` tables
-  in ``data/scaling/`` (``shipped_table``); ``python -m llmup_lib sweep`` runs all of this.
+  (``$LLMUP_CACHE/scaling``, checksummed, so a corrupt entry is retrained), in this process or
+  in worker processes (``runner.run_points``);
+* **the tables** -- ``save_table``/``load_table`` (CSV, or JSON with the recipe and the
+  runner's provenance; the shipped ``cpu`` tables in ``data/scaling/``, lists of rows, load as
+  they are: ``shipped_table``); ``python -m llmup_lib experiment sweep`` runs all of this.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
+import io
 import json
 import math
-import os
 import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..core.evaluate import process_peak_rss_mb
+from ..store import cache_dir, digest, write_text
+from .runner import (Kind, load, made_by, new_table, provenance, run_points, validate_threads,
+                     validate_workers, with_provenance, worker_data)
+
+from ..core.memory import process_peak_rss_mb, reset_peak_rss
 from ..core.models import FAMILY
-from ..methods.scaling import build_grid_model, non_embedding_params, parse_shape, training_flops
+from ..core.family import build_grid_model, non_embedding_params, parse_shape, training_flops
 
 
 # --------------------------------------------------------------------------- recipe and data
@@ -58,8 +63,11 @@ class SweepRecipe:
         return cls(**kw)
 
 
+SWEEP = Kind("sweep", "sweep", row_key=("size", "tokens"))
+
+
 def _cache_root() -> Path:
-    return Path(os.environ.get("LLMUP_CACHE", Path.home() / ".cache" / "llmup")) / "scaling"
+    return cache_dir("scaling")
 
 
 def sweep_table_path(name: str) -> Path:
@@ -70,7 +78,7 @@ def sweep_table_path(name: str) -> Path:
 
 def shipped_table(name: str, profile: str = "cpu") -> Path:
     """A sweep table shipped with the package, ``data/scaling/{profile}_{name}.json``: runs too
-    long for a notebook's budget, made by the ``python -m llmup_lib sweep`` command in
+    long for a notebook's budget, made by the ``python -m llmup_lib experiment sweep`` command in
     ``data/scaling/README.md`` and checked against a live rerun in notebook 05."""
     from ..store import DATA_DIR
 
@@ -119,13 +127,11 @@ def plan_isoflop(budgets, names, recipe: SweepRecipe, min_steps: int = 20,
 
 def _row_key(point: dict, recipe: SweepRecipe, shape, n_blocks: int) -> str:
     # n_blocks: the batches are permutations of the training pool, so its size is in the key
-    blob = json.dumps([asdict(recipe), list(shape), point["tokens"], n_blocks, 3],
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return digest([asdict(recipe), list(shape), point["tokens"], n_blocks, 3], 16)
 
 
 def _row_digest(row: dict) -> str:
-    return hashlib.sha256(json.dumps(row, sort_keys=True).encode()).hexdigest()
+    return digest(row, 64)
 
 
 def _read_cached_row(path: Path) -> dict | None:
@@ -150,34 +156,7 @@ def _read_cached_row(path: Path) -> dict | None:
 
 def recipe_id(recipe: SweepRecipe) -> str:
     """A short hash of the recipe: rows (and shards) with the same id were trained alike."""
-    return hashlib.sha256(json.dumps(asdict(recipe), sort_keys=True).encode()).hexdigest()[:12]
-
-
-def reset_peak_rss() -> bool:
-    """Reset this process's ``VmHWM`` to its current RSS (Linux >= 4.0: ``/proc/self/clear_refs``
-    accepts ``5``), so ``process_peak_rss_mb`` then measures one run. False where it cannot."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def check_workers(workers, cores: int | None = None) -> int:
-    cores = cores or usable_cores()
-    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= cores:
-        raise ValueError(f"workers={workers!r} must be a whole number from 1 to the {cores} "
-                         f"cores of this machine; pass e.g. --workers {cores}.")
-    return workers
+    return digest(asdict(recipe), 12)
 
 
 def parse_shard(text) -> tuple[int, int]:
@@ -247,14 +226,6 @@ def _train_point(p: dict, recipe: SweepRecipe, data, progress: bool, accelerator
 
 
 SHARD_KEYS = ("point_index", "shard")  # where a row sits in a sharded sweep, not the run itself
-_WORKER = {}  # a worker process's data and thread count, set once by _init_worker
-
-
-def _init_worker(data, threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-    _WORKER["data"] = data
 
 
 def _worker_point(p: dict, recipe: SweepRecipe) -> dict:
@@ -262,7 +233,7 @@ def _worker_point(p: dict, recipe: SweepRecipe) -> dict:
     is the run's."""
     from accelerate import Accelerator
 
-    return _train_point(p, recipe, _WORKER["data"], False, Accelerator(cpu=True))
+    return _train_point(p, recipe, worker_data(), False, Accelerator(cpu=True))
 
 
 def run_sweep(points, recipe: SweepRecipe | None = None, data=None, cache: bool = True,
@@ -293,14 +264,13 @@ def run_sweep(points, recipe: SweepRecipe | None = None, data=None, cache: bool 
         parse_shape(p["size"])
     accelerator = Accelerator()
     if workers is not None:
-        check_workers(workers)
+        validate_workers(workers)
         if accelerator.num_processes > 1:
             raise ValueError(f"workers={workers} cannot be combined with "
                              f"{accelerator.num_processes} accelerate processes; use one or the "
                              "other.")
-        threads = threads or max(1, usable_cores() // workers)
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads={threads!r} must be a positive whole number; pass e.g. 1.")
+        if threads is not None:
+            validate_threads(threads)
     if not points:
         return []
     max_tokens = max(p["tokens"] for p in points)
@@ -320,53 +290,44 @@ def run_sweep(points, recipe: SweepRecipe | None = None, data=None, cache: bool 
         else:
             todo.append((i, p, path))
 
-    def finish(i, p, path, row):
+    def finish(j, row):
+        i, p, path = todo[j]
         rows[i] = row
         if cache and accelerator.is_main_process:
-            root.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
             kept = {k: v for k, v in row.items() if k not in SHARD_KEYS}  # not the run's
-            tmp.write_text(json.dumps({"row": kept, "sha256": _row_digest(kept)}))
-            os.replace(tmp, path)
+            write_text(path, json.dumps({"row": kept, "sha256": _row_digest(kept)}))
         if log and accelerator.is_main_process:
             log(f"{p['size']:>7} N={row['params']:>9,} D={row['tokens']:>9,} "
                 f"lr={row['lr']:.2g}: val loss {row['val_loss']:.4f}")
 
-    if workers is None:
+    def here(p):
         import torch
 
-        for i, p, path in todo:
-            finish(i, p, path, _train_point(p, recipe, data, progress, accelerator))
-            torch.manual_seed(recipe.seed)
-    elif todo:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+        row = _train_point(p, recipe, data, progress, accelerator)
+        torch.manual_seed(recipe.seed)
+        return row
 
-        # spawn (not fork): a fresh interpreter per run, safe with torch's thread pools and the
-        # same on every OS; each process runs one point, so its peak memory is that run's
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(data, threads),
-                                 max_tasks_per_child=1) as pool:
-            futures = [(pool.submit(_worker_point, p, recipe), i, p, path)
-                       for i, p, path in todo]
-            for future, i, p, path in futures:
-                finish(i, p, path, future.result())
+    # workers: each point in a spawned process of its own, so its peak memory is that run's
+    run_points([(p,) if workers is None else (p, recipe) for _, p, _ in todo], here,
+               _worker_point, workers, threads, data, one_run_per_process=True, done=finish)
     return rows
 
 
-def merge_tables(paths, out=None) -> list[dict]:
+def merge_tables(paths, out=None, command: str | None = None, wall_seconds: float = 0
+                 ) -> list[dict]:
     """Join the partial tables of a sharded sweep (``--shard K/N``) into one, in the order of
-    the unsharded sweep; with ``out``, save it. Tables of different recipes, or two rows for
-    the same point, are refused before anything is written."""
+    the unsharded sweep; with ``out``, save it (with the shards' provenance, and ``command``'s
+    if given). Tables of different recipes, or two rows for the same point, are refused before
+    anything is written."""
     if len(paths) < 1:
         raise ValueError("merge needs at least one table; pass the shards' tables, e.g. "
-                         "`sweep merge part1.json part2.json --out sweep.json`.")
-    tables = [(str(p), load_table(p)) for p in paths]
-    first_path, first = next(((p, rows) for p, rows in tables if rows), (None, []))
+                         "`experiment sweep merge part1.json part2.json --out sweep.json`.")
+    tables = [(str(p), _read_table(p)) for p in paths]
+    first_path, first = next(((p, t["rows"]) for p, t in tables if t["rows"]), (None, []))
     ref = first[0].get("recipe_id") if first else None
     merged, seen = [], {}
-    for path, rows in tables:
-        for row in rows:
+    for path, table in tables:
+        for row in table["rows"]:
             if row.get("recipe_id") != ref:
                 raise ValueError(f"{path!r} was made with recipe {row.get('recipe_id')!r} but "
                                  f"{first_path!r} with {ref!r}; merge only the shards of one "
@@ -387,39 +348,57 @@ def merge_tables(paths, out=None) -> list[dict]:
                           stacklevel=2)
     out_rows = [{k: v for k, v in r.items() if k not in SHARD_KEYS} for r in merged]
     if out is not None:
-        save_table(out_rows, out)
+        entries = [e for _, t in tables for e in provenance(t)]
+        if command:
+            entries.append(made_by(command, len(out_rows), wall_seconds))
+        recipe = next((t["recipe"] for _, t in tables if t.get("recipe")), None)
+        save_table(out_rows, out, recipe, entries)
     return out_rows
 
 
-def save_table(rows: list[dict], path) -> Path:
-    """Write sweep rows as CSV (``.csv``, scalar columns only) or JSON (anything else, with the
-    training curves)."""
+def save_table(rows: list[dict], path, recipe=None, made=()) -> Path:
+    """Write sweep rows atomically: CSV (``.csv``, scalar columns only) or JSON (anything else:
+    a table of the rows, with the training curves, its ``recipe`` when given, and ``made``, the
+    provenance entries of the commands that made it, in the runner's one scheme)."""
     path = Path(path)
     if not rows:
         raise ValueError("No rows to save; run a sweep first.")
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".csv":
         keys = list(dict.fromkeys(k for r in rows for k, v in r.items()
                                   if not isinstance(v, (list, tuple, dict))))
-        with path.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-    else:
-        path.write_text(json.dumps(rows, indent=1) + "\n")
-    return path
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return write_text(path, text.getvalue())
+    table = new_table(SWEEP, recipe, rows) if recipe is not None else {"rows": list(rows)}
+    return write_text(path, json.dumps(with_provenance(table, made), indent=1) + "\n")
 
 
-def load_table(path) -> list[dict]:
-    """Read rows written by ``save_table`` (numbers come back as numbers)."""
+def _read_table(path) -> dict:
+    """The table at ``path`` as a dict with ``rows``: a CSV, a JSON table, or a JSON list of rows
+    (the shipped tables, written before tables carried their recipe and provenance)."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No sweep table at {str(path)!r}; run "
-                                "`python -m llmup_lib sweep --out PATH` first.")
-    if path.suffix != ".csv":
-        return json.loads(path.read_text())
-    with path.open(newline="") as fh:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    if path.suffix == ".csv" and path.exists():
+        with path.open(newline="") as fh:
+            return {"rows": [{k: _number(v) for k, v in row.items()}
+                             for row in csv.DictReader(fh)]}
+    table = load(SWEEP, path, remake=SWEEP.command("--out PATH"))
+    return {"rows": table} if isinstance(table, list) else table
+
+
+def load_table(path, recipe: SweepRecipe | None = None) -> list[dict]:
+    """The rows of a table written by ``save_table`` (numbers come back as numbers), or of a
+    shipped one; with ``recipe``, refused unless every row was trained under it."""
+    rows = _read_table(path)["rows"]
+    if recipe is not None:
+        want = recipe_id(recipe)
+        odd = next((r.get("recipe_id") for r in rows if r.get("recipe_id") != want), want)
+        if odd != want:
+            raise ValueError(f"The sweep table {str(path)!r} was made with another recipe "
+                             f"(recipe_id {odd!r}, not {want!r}); remake it with "
+                             f"`{SWEEP.command('--out PATH')}`.")
+    return rows
 
 
 def _number(text: str):

@@ -5,7 +5,7 @@ and its differences are read against the seed spread. ``tune`` trains every (met
 on notebook 02's task (the clinic notes, the same steps, batch and data) and scores each run with
 notebook 02's numbers: domain loss and its excess over the floor, domain facts, general loss and
 world facts. The ``cpu`` table is shipped in ``data/tuning/`` (too slow to rerun in a notebook's
-budget); ``python -m llmup_lib tune`` made it, and the notebooks read it, take each method's best
+budget); ``python -m llmup_lib experiment tune`` made it, and the notebooks read it, take each method's best
 rate from it, and retrain one row live to check the table is what this code produces.
 
 Methods: ``full`` (every weight), ``scratch`` (the same architecture from random weights),
@@ -20,29 +20,61 @@ scored by validation loss.
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import re
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from .runner import Kind, best_rates, load, new_table, run_points
 
 METRICS = ("domain_loss", "domain_excess", "domain_facts", "general_loss", "world_facts")
 TASK_METRICS = {"domain": METRICS, "distill": ("val_loss",)}
 _METHOD = re.compile(r"^(full|scratch|larger|lora-r([1-9][0-9]*))$")
+# the CLI's grid when --grid is not given: the shipped tables' (data/tuning/README.md)
+DEFAULT_GRID = {
+    "domain": ["full=3e-4,1e-3,3e-3,1e-2,3e-2", "lora-r2=3e-3,1e-2,3e-2,1e-1",
+               "scratch=1e-3,3e-3,1e-2,3e-2", "lora-r1=1e-2,3e-2,1e-1",
+               "lora-r4=3e-3,1e-2,3e-2,1e-1", "lora-r8=3e-3,1e-2,3e-2",
+               "lora-r16=1e-3,3e-3,1e-2,3e-2", "larger=1e-3,3e-3,1e-2"],
+    "distill": ["scratch=3e-3,1e-2,3e-2", "kd=3e-3,1e-2,3e-2", "kd-half=1e-3,3e-3,1e-2",
+                "kd-half-init=3e-4,1e-3,3e-3,1e-2", "t4-with-t2=1e-2", "t4-without-t2=1e-2"],
+}
 
 
-def check_task(task) -> str:
+@dataclass(frozen=True)
+class TuningRecipe:
+    """What a tuning table's runs share: the profile, the task and the base model's recipe key
+    (``base.base_recipe_key``; a rebuilt tokenizer or base changes it). Kept as top-level
+    fields of the table, as the shipped tables hold them."""
+
+    profile: str
+    task: str
+    recipe_key: str
+
+
+TUNING = Kind("tune", "tuning", row_key=("method", "lr", "seed"),
+              recipe_fields=("profile", "task", "recipe_key"), defaults=(("task", "domain"),))
+
+
+def tuning_recipe(profile, tokenizer, task: str = "domain") -> TuningRecipe:
+    from ..core.base import base_recipe_key
+
+    return TuningRecipe(profile.name, validate_task(task), base_recipe_key(profile, tokenizer))
+
+
+def validate_task(task) -> str:
     if task not in TASK_METRICS:
         raise ValueError(f"Unknown tuning task {task!r}; use 'domain' (notebooks 02-03) or "
                          "'distill' (notebook 06).")
     return task
 
 
-def check_method(method, task: str = "domain") -> str:
-    if check_task(task) == "distill":
-        from ..methods.distill import DISTILL_METHODS
+def validate_method(method, task: str = "domain") -> str:
+    if validate_task(task) == "distill":
+        from ..tasks.students import DISTILL_METHODS
 
         if method not in DISTILL_METHODS:
             raise ValueError(f"Unknown distillation method {method!r}; use one of "
@@ -54,13 +86,13 @@ def check_method(method, task: str = "domain") -> str:
     return method
 
 
-def check_grid(grid, task: str = "domain") -> dict:
+def validate_grid(grid, task: str = "domain") -> dict:
     """``{method: [learning rates]}``: known methods, at least one positive finite rate each."""
     if not isinstance(grid, dict) or not grid:
         raise ValueError("grid must map methods to learning rates, e.g. "
                          "{'full': [1e-3, 3e-3], 'lora-r2': [3e-3, 1e-2]}.")
     for method, lrs in grid.items():
-        check_method(method, task)
+        validate_method(method, task)
         if not lrs or not all(isinstance(lr, numbers.Real) and not isinstance(lr, bool)
                               and math.isfinite(lr) and lr > 0 for lr in lrs):
             raise ValueError(f"Learning rates {lrs!r} for {method!r} must be positive numbers; "
@@ -78,14 +110,14 @@ def parse_grid(specs, task: str = "domain") -> dict:
         except ValueError:
             raise ValueError(f"--grid {spec!r} is not METHOD=RATE,RATE; pass e.g. "
                              "full=3e-4,1e-3,3e-3.") from None
-    return check_grid(grid, task)
+    return validate_grid(grid, task)
 
 
 def tuning_data(profile, tokenizer) -> dict:
     """Everything a run needs, loaded once: the prepared base, the domain's new tokens, blocks,
     the floor and a scorer (notebook 02's numbers)."""
     from ..core.evaluate import fact_accuracy
-    from ..methods.finetune import domain_blocks, domain_floor_nats, domain_scorer, prepared_base
+    from ..tasks.domain import domain_blocks, domain_floor_nats, domain_scorer, prepared_base
     from ..world.stories import make_world, world_facts
 
     base, new_tokens = prepared_base(profile, tokenizer)
@@ -106,7 +138,7 @@ def tuning_data(profile, tokenizer) -> dict:
 def larger_base(profile, tokenizer):
     """Notebook 07's larger pretrained model (``base.LARGER``), ready for the domain task."""
     from ..core.base import larger_base_profile
-    from ..methods.finetune import prepared_base
+    from ..tasks.domain import prepared_base
 
     return prepared_base(larger_base_profile(profile), tokenizer)[0]
 
@@ -115,10 +147,11 @@ def make_model(method: str, data: dict, profile, seed: int):
     """A fresh trainable model for ``method``; ``seed`` sets any random initialisation."""
     import torch
 
-    from ..methods.finetune import full_finetune_model, lora_model
+    from ..methods.finetune import full_finetune_model
+    from ..methods.lora import lora_model
     from ..core.models import build_model
 
-    check_method(method)
+    validate_method(method)
     if method == "full":
         return full_finetune_model(data["base"])
     if method == "scratch":
@@ -134,7 +167,7 @@ def make_model(method: str, data: dict, profile, seed: int):
 
 def tune_run(method: str, lr: float, seed: int, data: dict, profile) -> dict:
     """Train one (method, rate, seed) on the domain task and score it."""
-    from ..methods.finetune import domain_recipe
+    from ..tasks.domain import domain_recipe
     from ..core.train import train
 
     cfg = domain_recipe(profile, lr=lr)
@@ -150,39 +183,34 @@ def tune_run(method: str, lr: float, seed: int, data: dict, profile) -> dict:
 def tune(grid: dict, seeds, profile, tokenizer, log=print, task: str = "domain",
          skip=()) -> dict:
     """Every (method, rate, seed) of ``grid`` x ``seeds`` on ``task``, except those in ``skip``
-    (already in a table being extended): a table with its recipe key."""
-    from ..core.base import base_recipe_key
-
-    grid = check_grid(grid, task)
+    (already in a table being extended): a table under the ``TuningRecipe``."""
+    grid = validate_grid(grid, task)
     seeds = list(seeds)
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ValueError(f"seeds={seeds!r} must be one or more whole numbers, e.g. [0, 1, 2].")
+    recipe = tuning_recipe(profile, tokenizer, task)
     if task == "distill":
-        from ..methods.distill import distill_tuning_data as prepare, distill_tune_run as run
+        from ..tasks.students import distill_tuning_data as prepare, distill_tune_run as run
     else:
         prepare, run = tuning_data, tune_run
     data = prepare(profile, tokenizer)
-    rows = []
-    for method, lrs in grid.items():
-        for lr in lrs:
-            for seed in seeds:
-                if (method, lr, seed) in skip:
-                    continue
-                rows.append(run(method, lr, seed, data, profile))
-                if log:
-                    r = rows[-1]
-                    shown = (("val_loss",) if task == "distill"
-                             else ("domain_excess", "general_loss"))
-                    scores = ", ".join(f"{m.replace('_', ' ')} {r[m]:.3f}" for m in shown)
-                    log(f"{method:>12} lr={lr:<8g} seed {seed}: {scores} "
-                        f"({r['train_seconds']:.0f} s)")
-    table = {"profile": profile.name, "task": task,
-             "recipe_key": base_recipe_key(profile, tokenizer), "rows": rows}
+    calls = [(method, lr, seed) for method, lrs in grid.items() for lr in lrs for seed in seeds
+             if (method, lr, seed) not in skip]
+    shown = ("val_loss",) if task == "distill" else ("domain_excess", "general_loss")
+
+    def done(i, r):
+        if log:
+            scores = ", ".join(f"{m.replace('_', ' ')} {r[m]:.3f}" for m in shown)
+            log(f"{r['method']:>12} lr={r['lr']:<8g} seed {r['seed']}: {scores} "
+                f"({r['train_seconds']:.0f} s)")
+
+    rows = run_points(calls, lambda m, lr, s: run(m, lr, s, data, profile), done=done)
+    extra = {}
     if "floor" in data:  # the domain notes' true entropy (nats/token)
-        table["floor_nats"] = data["floor"]
+        extra["floor_nats"] = data["floor"]
     if "teacher_loss" in data:  # notebook 06's teacher on the validation blocks
-        table["teacher_loss"] = data["teacher_loss"]
-    return table
+        extra["teacher_loss"] = data["teacher_loss"]
+    return new_table(TUNING, recipe, rows, **extra)
 
 
 def summary(table: dict) -> dict:
@@ -213,88 +241,34 @@ def seed_values(table: dict, method: str, lr: float, metric: str) -> list[float]
 
 def best_rate(table: dict, method: str, metric: str | None = None,
               one_std: bool = True) -> float:
-    """``method``'s best learning rate by the mean ``metric`` over seeds (lower is better).
-
-    With ``one_std`` (the default) it is the *lowest* rate whose mean is within one seed
-    deviation of the best mean: among rates the seeds cannot tell apart, the gentlest, which
-    forgets least (the one-standard-error rule of model selection). ``one_std=False`` returns
-    the plain argmin. ``metric`` defaults to the task's first score after the loss: the domain
-    excess (``domain``), the validation loss (``distill``)."""
+    """``method``'s best learning rate by the mean ``metric`` over seeds (lower is better):
+    ``runner.best_rates``, by default its one-std reading (the *lowest* rate whose mean is within
+    one seed deviation of the best mean: among rates the seeds cannot tell apart, the gentlest,
+    which forgets least); ``one_std=False`` returns the plain argmin. ``metric`` defaults to the
+    task's first score after the loss: the domain excess (``domain``), the validation loss
+    (``distill``)."""
     task = table.get("task", "domain")
-    check_method(method, task)
+    validate_method(method, task)
     metric = metric or {"domain": "domain_excess", "distill": "val_loss"}[task]
-    stats = {lr: s for (m, lr), s in summary(table).items() if m == method}
-    if not stats:
+    rows = [r for r in table["rows"] if r["method"] == method]
+    if not rows:
         raise ValueError(f"The table has no rows for {method!r}; it has "
                          f"{sorted({r['method'] for r in table['rows']})}.")
-    lowest = min(stats, key=lambda lr: stats[lr][metric])
-    if not one_std:
-        return lowest
-    bar = stats[lowest][metric] + stats[lowest][metric + "_std"]
-    return min(lr for lr, s in stats.items() if s[metric] <= bar)
-
-
-def extend_table(table: dict, more: dict, command: str, wall_seconds: float) -> dict:
-    """``table`` with ``more``'s rows added and the command that made them recorded in
-    ``extended_by``; refused when the two were made for different tasks or base models."""
-    for key in ("task", "recipe_key", "profile"):
-        if table.get(key, "domain" if key == "task" else None) != more.get(key):
-            raise ValueError(f"Cannot extend a tuning table made with {key} "
-                             f"{table.get(key)!r} by runs made with {more.get(key)!r}; write "
-                             "them to a table of their own with --out.")
-    done = {(r["method"], r["lr"], r["seed"]) for r in table["rows"]}
-    new_rows = [r for r in more["rows"] if (r["method"], r["lr"], r["seed"]) not in done]
-    extended = {**table, "rows": table["rows"] + new_rows}
-    extended["extended_by"] = table.get("extended_by", []) + [
-        {"command": command, "runs": len(new_rows), "wall_seconds": wall_seconds}]
-    return extended
+    return best_rates(rows, "method", metric, "one_std" if one_std else "lowest")[method]
 
 
 def tuning_table_path(profile: str = "cpu", task: str = "domain") -> Path:
     from ..store import DATA_DIR
 
-    return DATA_DIR / "tuning" / f"{profile}_{check_task(task)}.json"
-
-
-def save_tuning_table(table: dict, path) -> Path:
-    """Write atomically (a temporary file renamed), so an interrupted save loses nothing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(json.dumps(table, indent=1) + "\n")
-    tmp.replace(path)
-    return path
-
-
-def load_recipe_table(path, recipe: dict, what: str, make: str) -> dict:
-    """A JSON table made with ``recipe`` (its ``"recipe"`` field), else a one-sentence error:
-    missing (``make`` says how to make it) or made with another recipe. The extraction and
-    capacity tables are read this way."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No {what} table at {str(path)!r}; make it with {make}.")
-    table = json.loads(path.read_text())
-    if table.get("recipe") != recipe:
-        raise ValueError(f"The {what} table {str(path)!r} was made with another recipe; rerun "
-                         f"`python -m llmup_lib {what}` to remake it.")
-    return table
+    return DATA_DIR / "tuning" / f"{profile}_{validate_task(task)}.json"
 
 
 def load_tuning_table(profile, tokenizer, path=None, task: str = "domain") -> dict:
-    """The shipped (or given) table, refused when it was made for another base model."""
-    from ..core.base import base_recipe_key
-
+    """The shipped (or given) table, refused when it was made for another profile, task or base
+    model (``runner.load``: one sentence naming the path and the command that remakes it)."""
     path = Path(path) if path is not None else tuning_table_path(profile.name, task)
-    if not path.exists():
-        raise FileNotFoundError(f"No tuning table at {path}; make one with `python -m llmup_lib "
-                                f"tune --task {task} --profile {profile.name} --out {path}`.")
-    table = json.loads(path.read_text())
-    key = base_recipe_key(profile, tokenizer)
-    if table.get("recipe_key") != key:
-        raise ValueError(f"The tuning table {str(path)!r} was made for another base model "
-                         f"(recipe {table.get('recipe_key')!r}, this one {key!r}); rerun "
-                         "`python -m llmup_lib tune` to remake it.")
-    return table
+    remake = TUNING.command(f"--task {task} --profile {profile.name} --out {path}")
+    return load(TUNING, path, tuning_recipe(profile, tokenizer, task), remake)
 
 
 DEFAULT_LORA_LR = 1e-2  # LoRA's rate where no tuning table exists (full and scratch: the profile's)
@@ -319,7 +293,7 @@ def tuned_rates(profile, tokenizer, methods=("full", "lora-r2", "scratch"), log=
     ``DEFAULT_STUDENT_LR`` for students) and ``None``, after one line saying so and how to make
     the table."""
     for method in methods:
-        check_method(method, task)
+        validate_method(method, task)
     try:
         table = load_tuning_table(profile, tokenizer, task=task)
     except (FileNotFoundError, ValueError) as err:

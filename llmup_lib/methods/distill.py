@@ -23,14 +23,17 @@ Also here: distillation as ``train()`` with a loss hook (``kd_loss_fn``: the tea
 without gradients, on the fly or from a cache of its hidden states; one loop, so distillation
 gets accelerate, checkpoints, exact resume and the memory guard), sequence-level KD (train on
 text the teacher wrote; Kim & Rush, 2016), an on-policy variant (the student writes, the
-teacher scores), and what deployment cares about: size on disk, latency, throughput and int8
-dynamic quantization.
+teacher scores), and DistilBERT's student (``half_depth_student``: every other layer of the
+teacher, started from its weights).
+
+Elsewhere: notebook 06's students in ``tasks.students``, the distributions it looks at in
+``teaching.distributions``, size, throughput and int8 quantization in ``methods.deploy``, and
+the memory guard (``validate_distill_fits``) in ``core.memory``.
 """
 
 from __future__ import annotations
 
 import inspect
-import io
 import math
 from dataclasses import replace
 
@@ -38,14 +41,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..core.evaluate import generation_times
-from ..core.train import TrainConfig, TrainResult, causal_lm_loss, eval_loss, split_blocks, train
+from ..core.memory import validate_distill_fits
+from ..core.train import TrainConfig, TrainResult, causal_lm_loss, split_blocks, train
 
 DIVERGENCES = ("forward", "reverse", "jsd")
 
 
 # ----------------------------------------------------------------------------- input checks
-def check_temperature(temperature) -> float:
+def validate_temperature(temperature) -> float:
     if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) \
             or temperature <= 0:
         raise ValueError(f"temperature={temperature!r} must be a positive number (1 is the plain "
@@ -53,7 +56,7 @@ def check_temperature(temperature) -> float:
     return float(temperature)
 
 
-def check_alpha(alpha) -> float:
+def validate_alpha(alpha) -> float:
     if not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
         raise ValueError(f"alpha={alpha!r} is outside [0, 1]; it weights the distillation term "
                          "against the hard-label loss, so pass a value from 0 (labels only) to "
@@ -61,14 +64,14 @@ def check_alpha(alpha) -> float:
     return float(alpha)
 
 
-def check_t_squared(t_squared) -> bool:
+def validate_t_squared(t_squared) -> bool:
     if not isinstance(t_squared, bool):
         raise ValueError(f"t_squared={t_squared!r} must be True (Hinton's loss, the default) or "
                          "False (the soft term without its T² factor).")
     return t_squared
 
 
-def check_vocab(student_size: int, teacher_size: int) -> None:
+def validate_vocab(student_size: int, teacher_size: int) -> None:
     if student_size != teacher_size:
         raise ValueError(f"The student has {student_size} output logits but the teacher has "
                          f"{teacher_size}: logit distillation needs the same tokenizer; use a "
@@ -76,8 +79,8 @@ def check_vocab(student_size: int, teacher_size: int) -> None:
                          "the teacher's text, re-tokenized).")
 
 
-def _check_pair(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
-    check_vocab(student_logits.shape[-1], teacher_logits.shape[-1])
+def _validate_pair(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
+    validate_vocab(student_logits.shape[-1], teacher_logits.shape[-1])
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"Student logits {tuple(student_logits.shape)} and teacher logits "
                          f"{tuple(teacher_logits.shape)} differ in shape; pass both for the same "
@@ -93,8 +96,8 @@ def _mean(per_token: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 
 def _tempered_log_probs(student_logits, teacher_logits, temperature):
     """``(T, log q_T, log p_T)``: the checked temperature and both log-softmaxes at it, in fp32."""
-    T = check_temperature(temperature)
-    _check_pair(student_logits, teacher_logits)
+    T = validate_temperature(temperature)
+    _validate_pair(student_logits, teacher_logits)
     return (T, F.log_softmax(student_logits.float() / T, dim=-1),
             F.log_softmax(teacher_logits.float() / T, dim=-1))
 
@@ -107,7 +110,7 @@ def _kl(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- the losses
 def soften(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """``softmax(logits / T)``: the softened distribution the student is asked to match."""
-    return torch.softmax(logits.float() / check_temperature(temperature), dim=-1)
+    return torch.softmax(logits.float() / validate_temperature(temperature), dim=-1)
 
 
 def forward_kl(student_logits, teacher_logits, temperature: float = 1.0, mask=None):
@@ -128,7 +131,7 @@ def jsd(student_logits, teacher_logits, temperature: float = 1.0, beta: float = 
     """Generalized Jensen–Shannon divergence, times ``T²``:
     ``β·KL(p ‖ m) + (1−β)·KL(q ‖ m)`` with ``m = β·p + (1−β)·q``. Bounded (at most
     ``ln 2`` per token for β = ½, before the T² factor) and symmetric at β = ½."""
-    T = check_temperature(temperature)
+    T = validate_temperature(temperature)
     if not isinstance(beta, (int, float)) or not 0 < beta < 1:
         raise ValueError(f"beta={beta!r} must lie strictly between 0 and 1 (0.5 is the "
                          "symmetric Jensen-Shannon divergence); pass e.g. 0.5.")
@@ -154,9 +157,9 @@ def kd_loss(student_logits, teacher_logits, labels, alpha: float = 0.5, temperat
     the two terms, detached, for logging. ``t_squared=False`` drops the ``T²`` factor: the
     mistake notebook 06 measures (the soft term's gradients shrink by ``1/T²``).
     """
-    alpha = check_alpha(alpha)
+    alpha = validate_alpha(alpha)
     div = divergence_fn(divergence)
-    check_t_squared(t_squared)
+    validate_t_squared(t_squared)
     mask = labels != -100
     kwargs = {"beta": beta} if divergence == "jsd" else {}
     soft = div(student_logits, teacher_logits, temperature, mask=mask, **kwargs)
@@ -224,20 +227,6 @@ def teacher_vocab(teacher) -> int:
 
 
 # ----------------------------------------------------------------------------- training
-def check_distill_fits(student, batch_size: int, context: int, device=None) -> dict:
-    """``train()``'s memory guard for a distillation step: the student's training memory plus
-    the teacher's side of the loss, its logits and their softmax for one batch (the teacher's
-    weights are already loaded, and a ``TeacherCache`` is already in memory). Raises
-    ``MemoryError`` when that cannot fit; returns the estimate."""
-    from ..core.memory import check_fits, estimate_training_memory
-
-    estimate = estimate_training_memory(student, batch_size, context)
-    vocab = student.get_output_embeddings().weight.shape[0]
-    teacher_side = 2 * batch_size * context * vocab * 4  # fp32 logits + softmax
-    estimate["activations"] += teacher_side
-    estimate["total"] += teacher_side
-    check_fits(estimate, device=device, weights_loaded=True)
-    return estimate
 
 
 def _teacher_logits(teacher, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -256,10 +245,10 @@ def kd_loss_fn(teacher, alpha: float = 1.0, temperature: float = 1.0, divergence
     """``train()``'s loss hook for logit distillation: the teacher's logits (no gradients),
     then ``kd_loss``; the two terms are logged as ``kd`` and ``ce``. With ``alpha=0`` the teacher
     is never called and the loss is ``train()``'s own next-token cross-entropy."""
-    alpha = check_alpha(alpha)
-    check_temperature(temperature)
+    alpha = validate_alpha(alpha)
+    validate_temperature(temperature)
     divergence_fn(divergence)
-    check_t_squared(t_squared)
+    validate_t_squared(t_squared)
 
     def loss_fn(model, x, y, rows, step):
         if alpha == 0:  # no teacher at all: plain next-token cross-entropy
@@ -284,11 +273,11 @@ def distill(student, teacher, train_blocks, val_blocks=None, cfg: TrainConfig | 
     of the same ``train_blocks`` (much faster when several students share one teacher). With
     ``alpha=0`` this is exactly training from scratch. History rows also hold ``kd`` and ``ce``,
     the two terms of the loss. The memory guard counts the teacher's logits
-    (``check_distill_fits``); ``tokens_per_second`` counts training steps only, not evaluation.
+    (``validate_distill_fits``); ``tokens_per_second`` counts training steps only, not evaluation.
     """
     cfg = replace(cfg, **overrides) if cfg else TrainConfig(**overrides)
     loss_fn = kd_loss_fn(teacher, alpha, temperature, divergence, beta, t_squared)
-    check_vocab(student.get_output_embeddings().weight.shape[0], teacher_vocab(teacher))
+    validate_vocab(student.get_output_embeddings().weight.shape[0], teacher_vocab(teacher))
     inputs, _ = split_blocks(train_blocks)
     if isinstance(teacher, TeacherCache) and teacher.n_blocks != len(inputs):
         raise ValueError(f"The TeacherCache holds {teacher.n_blocks} blocks but "
@@ -298,7 +287,7 @@ def distill(student, teacher, train_blocks, val_blocks=None, cfg: TrainConfig | 
     recipe = {"loss": "kd", "alpha": float(alpha), "temperature": float(temperature),
               "divergence": divergence, "beta": float(beta), "t_squared": bool(t_squared)}
     return train(student, train_blocks, val_blocks, cfg, loss_fn=loss_fn,
-                 memory_guard=check_distill_fits, loss_recipe=recipe)
+                 memory_guard=validate_distill_fits, loss_recipe=recipe)
 
 
 def gap_closed(scratch_loss: float, student_loss: float, teacher_loss: float) -> float:
@@ -310,27 +299,6 @@ def gap_closed(scratch_loss: float, student_loss: float, teacher_loss: float) ->
                          f"teacher's {teacher_loss:.4f}, so there is no gap to close; compare "
                          "against a stronger teacher.")
     return (scratch_loss - student_loss) / gap
-
-
-# ------------------------------------------------------------------- notebook 06's students, tuned
-STUDENT, STUDENT_STEPS, N_TRANSFER = "nano", 200, 96
-# scratch / kd: the nano student without and with the teacher; kd-half / kd-half-init: half the
-# teacher's layers at its width (DistilBERT's shape), from random weights or from the teacher's
-# every other layer (DistilBERT's initialisation), both by logit KD; t4-with-t2 / t4-without-t2:
-# notebook 06's T² experiment, the nano student at alpha 0.9 and T = 4 with and without the
-# factor. Each method's distill() settings (the defaults: alpha 1, T 1, with T²):
-DISTILL_SETTINGS = {"scratch": {"alpha": 0.0}, "kd": {}, "kd-half": {}, "kd-half-init": {},
-                    "t4-with-t2": {"alpha": 0.9, "temperature": 4.0},
-                    "t4-without-t2": {"alpha": 0.9, "temperature": 4.0, "t_squared": False}}
-DISTILL_METHODS = tuple(DISTILL_SETTINGS)
-
-
-def transfer_set(train_blocks: torch.Tensor, seed: int, n_blocks: int | None = None):
-    """Notebook 06's transfer set: ``n_blocks`` (``N_TRANSFER``) of the teacher's training
-    blocks, drawn by ``seed``."""
-    n_blocks = N_TRANSFER if n_blocks is None else n_blocks
-    order = torch.randperm(len(train_blocks), generator=torch.Generator().manual_seed(seed))
-    return train_blocks[order[:n_blocks]]
 
 
 def half_depth_student(teacher, from_teacher: bool = True, seed: int = 0):
@@ -358,46 +326,6 @@ def half_depth_student(teacher, from_teacher: bool = True, seed: int = 0):
     return student
 
 
-def distill_tuning_data(profile, tokenizer) -> dict:
-    """What every notebook-06 student run needs, loaded once: the teacher (the base model), the
-    transfer set, its teacher cache and the validation blocks."""
-    from ..core.base import general_blocks, load_base_model
-
-    teacher = load_base_model(profile, progress=False)
-    train_blocks, val_blocks = general_blocks(profile, tokenizer)
-    transfer = transfer_set(train_blocks, profile.seed)
-    return {"teacher": teacher, "transfer": transfer, "val": val_blocks,
-            "cache": TeacherCache(teacher, transfer, progress=False), "tokenizer": tokenizer,
-            "teacher_loss": eval_loss(teacher, val_blocks, 16)}
-
-
-def distill_student(method: str, data: dict, profile):
-    """A fresh student for ``method``; its initial weights are the same for every seed (the
-    seed sets the batch order), as in notebook 06."""
-    from ..core.models import build_model
-
-    if not method.startswith("kd-half"):
-        model = build_model(STUDENT, data["tokenizer"], profile.context, seed=profile.seed)
-        return model.to(profile.torch_device())
-    return half_depth_student(data["teacher"], from_teacher=method == "kd-half-init",
-                              seed=profile.seed)
-
-
-def distill_tune_run(method: str, lr: float, seed: int, data: dict, profile) -> dict:
-    """Train one notebook-06 student (``method``, rate, batch-order ``seed``) and score it."""
-    import time
-
-    cfg = TrainConfig(steps=STUDENT_STEPS, batch_size=profile.batch_size, lr=lr, seed=seed,
-                      eval_every=STUDENT_STEPS, eval_batches=16, progress=False)
-    start = time.perf_counter()
-    settings = {"alpha": 1.0, "temperature": 1.0, **DISTILL_SETTINGS[method]}
-    result = distill(distill_student(method, data, profile), data["cache"], data["transfer"],
-                     data["val"], cfg, **settings)
-    return {"method": method, "lr": lr, "seed": seed, "steps": STUDENT_STEPS,
-            "val_loss": result.final_val_loss,
-            "train_seconds": round(time.perf_counter() - start, 1)}
-
-
 # ----------------------------------------------------------------------------- text from a model
 def _cache_kwarg(model, output) -> dict:
     """The KV cache to pass back: ``cache=`` in transformers >= 5.2x, ``past_key_values=`` before
@@ -417,7 +345,7 @@ def sample_blocks(model, n_blocks: int, context: int, bos_token_id: int, tempera
     This is the data of sequence-level KD (the teacher writes, the student reads) and of
     on-policy distillation (the student writes, the teacher scores).
     """
-    T = check_temperature(temperature)
+    T = validate_temperature(temperature)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -451,8 +379,8 @@ def distill_on_policy(student, teacher, cfg: TrainConfig, context: int, bos_toke
     when checkpoints fall on resampling steps, so ``checkpoint_every`` must be a multiple of
     ``resample_every``.
     """
-    check_temperature(temperature)
-    check_temperature(sample_temperature)
+    validate_temperature(temperature)
+    validate_temperature(sample_temperature)
     div = divergence_fn(divergence)
     if isinstance(resample_every, bool) or not isinstance(resample_every, int) \
             or resample_every <= 0:
@@ -462,7 +390,7 @@ def distill_on_policy(student, teacher, cfg: TrainConfig, context: int, bos_toke
         raise ValueError(f"checkpoint_every={cfg.checkpoint_every} is not a multiple of "
                          f"resample_every={resample_every}, so a resumed run could not rewrite "
                          "the same text; pass a multiple of it.")
-    check_vocab(student.get_output_embeddings().weight.shape[0], teacher_vocab(teacher))
+    validate_vocab(student.get_output_embeddings().weight.shape[0], teacher_vocab(teacher))
     if isinstance(teacher, TeacherCache):
         raise ValueError("On-policy distillation scores text the student writes during "
                          "training, so a TeacherCache cannot hold it; pass the teacher model.")
@@ -485,115 +413,4 @@ def distill_on_policy(student, teacher, cfg: TrainConfig, context: int, bos_toke
     recipe = {"loss": "on-policy", "divergence": divergence, "temperature": float(temperature),
               "sample_temperature": float(sample_temperature), "resample_every": resample_every}
     return train(student, placeholder, None, cfg, loss_fn=loss_fn,
-                 memory_guard=check_distill_fits, loss_recipe=recipe)
-
-
-# ----------------------------------------------------------------------------- looking inside
-@torch.no_grad()
-def next_token_probs(model, tokenizer, context: str, temperature: float = 1.0) -> torch.Tensor:
-    """The model's next-token distribution after ``EOS + context``, softened by ``temperature``."""
-    ids = [tokenizer.eos_token_id, *tokenizer.encode(context, add_special_tokens=False)]
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    logits = model(input_ids=torch.tensor([ids], device=device)).logits[0, -1]
-    model.train(was_training)
-    return soften(logits, temperature).cpu()
-
-
-def top_tokens(probs: torch.Tensor, tokenizer, k: int = 10) -> list[tuple[str, float]]:
-    """The ``k`` most likely tokens of a distribution, as ``(text, probability)``."""
-    values, ids = probs.topk(k)
-    return [(tokenizer.decode([int(i)]), float(v)) for v, i in zip(values, ids)]
-
-
-def entropy_bits(probs: torch.Tensor) -> float:
-    """Entropy of a distribution in bits."""
-    p = probs.float().clamp(min=1e-30)
-    return float(-(p * p.log2()).sum())
-
-
-@torch.no_grad()
-def mean_entropy_bits(model, blocks, batch_size: int = 16) -> float:
-    """Average entropy (bits) of the model's next-token distribution over all positions of
-    ``blocks``: how spread out its predictions are (the teacher's is the reference)."""
-    inputs, _ = split_blocks(blocks)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    for i in range(0, len(inputs), batch_size):
-        logp = torch.log_softmax(model(input_ids=inputs[i:i + batch_size].to(device)).logits
-                                 .float(), -1)
-        total += float(-(logp.exp() * logp).sum())
-        count += logp.shape[0] * logp.shape[1]
-    model.train(was_training)
-    return total / count / math.log(2)
-
-
-def softened_distribution(model, tokenizer, context: str, temperature: float, k: int = 10) -> dict:
-    """The plain-function path of ``temperature_explorer``: the top ``k`` next tokens after
-    ``context`` at ``temperature``, the mass they hold, and the entropy of the whole
-    distribution (it grows with ``T``: that is what "soft targets" means)."""
-    probs = next_token_probs(model, tokenizer, context, temperature)
-    top = top_tokens(probs, tokenizer, k)
-    return {"temperature": temperature, "top": top, "top_mass": sum(p for _, p in top),
-            "entropy_bits": entropy_bits(probs)}
-
-
-def temperature_explorer(model, tokenizer, context: str = "Once upon a time, two friends named",
-                         k: int = 10):
-    """Type a context and drag the temperature: the teacher's softened next-token distribution."""
-    import ipywidgets as w
-    import matplotlib.pyplot as plt
-
-    def show(context, temperature):
-        d = softened_distribution(model, tokenizer, context, temperature, k)
-        fig, ax = plt.subplots(figsize=(7, 3))
-        labels = [repr(t) for t, _ in d["top"]]
-        ax.bar(range(k), [p for _, p in d["top"]])
-        ax.set_xticks(range(k), labels, rotation=45, ha="right")
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("probability")
-        ax.set_title(f"T = {temperature:.1f}: entropy {d['entropy_bits']:.2f} bits, top {k} hold "
-                     f"{d['top_mass']:.0%}")
-        plt.show()
-
-    return w.interactive(show, context=w.Text(value=context),
-                         temperature=w.FloatSlider(value=1.0, min=0.25, max=8.0, step=0.25))
-
-
-# ----------------------------------------------------------------------------- deployment
-def file_size_mb(model) -> float:
-    """Size of the model's weights serialized with ``torch.save`` (shared tensors once), in MB."""
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    return buffer.getbuffer().nbytes / 1e6
-
-
-def quantize_int8(model):
-    """A copy of ``model`` whose linear layers hold int8 weights (PyTorch dynamic quantization:
-    activations are quantized on the fly, per batch). CPU only."""
-    import copy
-    import warnings
-
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated in favour of torchao
-        return quantize_dynamic(copy.deepcopy(model).cpu().eval(), {torch.nn.Linear},
-                                dtype=torch.qint8)
-
-
-@torch.no_grad()
-def generation_throughput(model, tokenizer, batch_size: int = 32, new_tokens: int = 64,
-                          repeats: int = 3) -> dict:
-    """Greedy decoding of ``batch_size`` sequences at once (a server's view): tokens/s over all
-    sequences, and ms per decoding step. ``evaluate.generation_speed`` is batch 1.
-
-    The fastest of ``repeats`` runs is reported (after one warm-up), as ``timeit`` advises: on a
-    shared machine the slower runs measure the other processes, not the model."""
-    times = generation_times(model, tokenizer, batch_size, new_tokens, repeats)
-    best = min(times)
-    return {"tokens_per_second": batch_size * new_tokens / best,
-            "ms_per_step": 1000 * best / new_tokens}
+                 memory_guard=validate_distill_fits, loss_recipe=recipe)

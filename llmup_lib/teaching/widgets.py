@@ -20,7 +20,7 @@ def ipywidgets_version() -> str | None:
         return None
 
 
-def check_ipywidgets(version: str | None = None) -> None:
+def validate_ipywidgets(version: str | None = None) -> None:
     """Refuse ipywidgets < 8 (Colab ships 7.x): JupyterLab 4 cannot render the older widgets."""
     version = ipywidgets_version() if version is None else version
     if version is not None and int(version.split(".")[0]) < 8:
@@ -30,7 +30,7 @@ def check_ipywidgets(version: str | None = None) -> None:
             f"`pip install -U 'ipywidgets>=8'` and restart the kernel.")
 
 
-check_ipywidgets()
+validate_ipywidgets()
 
 
 def sample_text(model, tokenizer, prompt: str, temperature: float, seed: int = 0,
@@ -56,7 +56,8 @@ def lora_explorer(model, trainable_tokens=None):
     """Pick rank, alpha and targets; see trainable parameters and optimizer memory update."""
     import ipywidgets as w
 
-    from ..methods.finetune import ALL_LINEAR, lora_cost, trainable_parameters
+    from ..methods.lora import ALL_LINEAR, lora_cost
+    from ..methods.finetune import trainable_parameters
 
     full = trainable_parameters(model)["total"]  # what full fine-tuning would train
     choices = {"all linear layers": ALL_LINEAR, "attention q, v": ("q_proj", "v_proj"),

@@ -14,22 +14,24 @@ pets, a clinic's formulary), so we know exactly what a perfect model would know.
 * Hence a corpus has a known *true entropy* in bits per character
   (``entropy_bits_per_char``): the floor that no model's cross-entropy can beat on average.
 
-Three products: a general corpus (short stories, and a tenth of general health text that
-shares the clinic's vocabulary but none of its facts), a domain corpus (clinic notes) and an
-instruction set (questions and answers about the facts, split by fact).
+The machinery (choice points, sampler and reader, ``Doc``, seeds, the generic driver) is
+``engine``; the clinic's vocabulary, notes and health texts are ``clinic``. This module is the
+story world and its three products: a general corpus (short stories, and a tenth of general
+health text that shares the clinic's vocabulary but none of its facts), a domain corpus (clinic
+notes) and an instruction set (questions and answers about the facts, split by fact).
 """
 
 from __future__ import annotations
 
-import bisect
-import hashlib
-import itertools
-import math
 import random
-import re
 from dataclasses import dataclass, field
 
 from datasets import Dataset, DatasetDict
+
+from .clinic import (DOMAIN_PROMPTS, HEALTH, HEALTH_OPENINGS, build_health_choices,
+                     build_note_choices, clinic_note, draw_formulary, health_body)
+from .engine import (Doc, Options, compile_template, derive_seed, docs_dataset, generate,
+                     harmonic_weights, parse, validate_prefix_free)
 
 # ----------------------------------------------------------------------------- the vocabulary
 # Lists that share a choice point must be prefix-free; make_world checks this, so an edit that
@@ -88,69 +90,11 @@ ENDINGS = ("That night, {p} fell asleep in {p.lives_in} with a smile.",
            "From then on, {p} always kept a {color} {object} close by.",
            "And that was the end of a busy day for {p} the {p.job}.")
 
-# The clinic. Condition and drug names are invented, so no pretrained model already knows them.
-CONDITIONS = ("marsh fever", "grey cough", "river rash", "stone colic", "winter ague",
-              "dust lung", "salt itch", "moss pox", "ember throat", "hollow ache", "pale flux",
-              "thorn palsy", "cinder fever", "frost blight", "amber jaundice", "reed wheeze",
-              "mire chill", "ash gout", "briar rash", "copper cramp", "lantern eye",
-              "willow sleep", "tide vertigo", "clay joint")
-DRUGS = ("velamox", "doraquin", "tesoprine", "calvidol", "mirafen", "lutrazine", "bexomycin",
-         "fenorab", "zolitrex", "quenadine", "halvocet", "orimazole", "pentrasil", "ravolin",
-         "sudocaine", "tarvexin", "ulmisone", "vintrapam", "cosmarin", "dexapril", "ilfomide",
-         "kelvaxin", "nebrazol", "gantrelle")
-SYMPTOMS = ("cough", "fever", "headache", "sore throat", "rash", "itching", "nausea",
-            "vomiting", "diarrhoea", "fatigue", "chills", "dizziness", "joint pain",
-            "back pain", "chest pain", "wheezing", "runny nose", "red eyes", "muscle cramps",
-            "weight loss", "night sweats", "swelling", "stiffness", "poor sleep", "yellow skin")
-DOSES = ("5 mg", "10 mg", "20 mg", "50 mg", "100 mg", "250 mg", "500 mg", "1 g")
-FREQUENCIES = ("once daily", "twice daily", "three times daily", "every 6 hours", "at night")
-DURATIONS = ("3 days", "5 days", "7 days", "10 days", "14 days", "4 weeks")
-P_SYMPTOM = 0.6  # each of the condition's symptoms is mentioned with this chance (at least one)
 
-# {symptoms} ... {condition}: the condition is picked first but written after its symptoms, so
-# that span is one choice ("case"); see _compile_note. Symptom lists end with their full stop.
-NOTES = ((0.5, "Patient: {age}-year-old {sex}. Complaint: {symptoms} Assessment: {condition}. "
-               "Plan: {drug} {dose} {frequency} for {duration}. {followup}"),
-         (0.3, "Clinic note. A {age}-year-old {sex} presented with {symptoms} Diagnosis: "
-               "{condition}. Treatment: {drug} {dose}, {frequency}, for {duration}. {followup}"),
-         (0.2, "Diagnosis: {condition}. {Sex}, aged {age}, with {symptoms} Start {drug} {dose} "
-               "{frequency} for {duration}. {followup}"))
-NOTE_FILLERS = {"age": tuple(str(a) for a in range(18, 90)),  # all two digits: prefix-free
-                "sex": ("woman", "man"), "Sex": ("Female", "Male"),
-                "followup": ("Review in 3 days.", "Review in one week.",
-                             "Return if symptoms get worse.", "No follow-up needed.")}
-
-# General health text, a share of the general corpus: the clinic's words and register, never its
-# facts. No sentence pairs a condition with a symptom, a drug or a regimen, or a drug with a dose,
-# frequency or duration, so the base model meets every token of the clinic notes (one shared
-# vocabulary) but none of the formulary. Clinic notes open with "Patient:", "Clinic note." or
-# "Diagnosis:"; BPE spells a word at the start of a text apart from the same word after a space,
-# so health texts open those ways too.
+# The general corpus mixes in health texts (``clinic``): the clinic's words, never its facts.
 HEALTH_SHARE = 0.1  # share of the general corpus's documents that are health texts
-HEALTH_OPENINGS = ("Health note: ", "From the clinic leaflet: ", "Patient: ", "Clinic note. ",
-                   "Diagnosis: pending. ")
-HEALTH_SENTENCES = (
-    "A {age}-year-old {sex} asked the nurse about {symptom}.",
-    "Complaint: {symptom}.", "Assessment: to be confirmed.",
-    "Plan: rest, fluids and a review in one week.",
-    "Some tablets are taken {frequency} for {duration}.",
-    "The label says {dose} per dose.",
-    "The pharmacy keeps {drug} on a high shelf.",
-    "The nurse gave a talk about {condition}.",
-    "Diagnosis: not yet made.", "Treatment: none for now.",
-    "Clinic note. The patient presented with {symptom}.",
-    "Seen today: a {sex}, aged {age}, with {symptom}.",
-    "Start with water and rest.", "Advice: {followup}",
-)
-HEALTH_END = "Stay well."  # the closing sentence of every health text
-HEALTH_FILLERS = {"symptom": SYMPTOMS, "frequency": FREQUENCIES, "duration": DURATIONS,
-                  "dose": DOSES, "drug": DRUGS, "condition": CONDITIONS,
-                  "age": NOTE_FILLERS["age"], "sex": NOTE_FILLERS["sex"],
-                  "followup": NOTE_FILLERS["followup"]}
 
-# Cloze prompts for the domain facts use the first (most common) note form.
-DOMAIN_PROMPTS = {"first_line_drug": "Assessment: {s}. Plan:", "dose": "Plan: {s}",
-                  "frequency": "Plan: {s} {dose}", "duration": "Plan: {s} {dose} {frequency} for"}
+# Questions about every fact (the instruction set), the clinic's formulary facts too.
 QUESTIONS = {
     "lives_in": ("Where does {s} live?", "In which town does {s} live?",
                  "What is the name of {s}'s home town?"),
@@ -164,106 +108,6 @@ QUESTIONS = {
     "frequency": ("How often is {s} taken?", "What is the dosing frequency of {s}?"),
     "duration": ("For how long is {s} given?", "How long is a course of {s}?"),
 }
-
-
-# ----------------------------------------------------------------------------- choice points
-def _check_prefix_free(texts) -> None:
-    """In sorted order a prefix sits right before some string that extends it."""
-    ordered = sorted(texts)
-    for a, b in zip(ordered, ordered[1:]):
-        if b.startswith(a):
-            raise ValueError(f"ambiguous options {a!r} and {b!r}: one is a prefix of the other")
-
-
-class Options:
-    """One choice point: the texts it can write (prefix-free), their weights and meanings."""
-
-    __slots__ = ("texts", "weights", "values", "cum", "total")
-
-    def __init__(self, texts, weights=None, values=None, check=True):
-        self.texts = tuple(texts)
-        self.weights = tuple(weights) if weights is not None else (1.0,) * len(self.texts)
-        self.values = tuple(values) if values is not None else self.texts
-        self.cum = list(itertools.accumulate(self.weights))
-        self.total = self.cum[-1]
-        if check:  # dynamic option sets skip this: they are subsets of sets checked once
-            _check_prefix_free(self.texts)
-
-
-class _Sampler:
-    """Runs a program forward: draws each choice and writes its text."""
-
-    def __init__(self, rng: random.Random):
-        self.rng, self.parts, self.logprob, self.choices = rng, [], 0.0, []
-
-    def emit(self, text: str) -> None:
-        self.parts.append(text)
-
-    def choose(self, name: str, opts: Options):
-        i = bisect.bisect_right(opts.cum, self.rng.random() * opts.total)
-        i = min(i, len(opts.texts) - 1)  # guards a float round-up at the very top
-        self.parts.append(opts.texts[i])
-        self.logprob += math.log(opts.weights[i] / opts.total)
-        self.choices.append((name, i))
-        return opts.values[i]
-
-
-class _Reader:
-    """Runs the same program against a given text: reads each choice back from the text."""
-
-    def __init__(self, text: str):
-        self.text, self.pos, self.logprob, self.choices = text, 0, 0.0, []
-
-    def emit(self, text: str) -> None:
-        if not self.text.startswith(text, self.pos):
-            raise ValueError(f"expected {text!r} at character {self.pos} of {self.text[:60]!r}...")
-        self.pos += len(text)
-
-    def choose(self, name: str, opts: Options):
-        hits = [i for i, t in enumerate(opts.texts) if self.text.startswith(t, self.pos)]
-        if len(hits) != 1:  # 0: not from this world; 2+: impossible if prefix-free
-            raise ValueError(f"{len(hits)} options of {name!r} match at character {self.pos} "
-                             f"of {self.text[:60]!r}...")
-        i = hits[0]
-        self.pos += len(opts.texts[i])
-        self.logprob += math.log(opts.weights[i] / opts.total)
-        self.choices.append((name, i))
-        return opts.values[i]
-
-
-def _zipf(n: int) -> list[float]:
-    """Weight 1/rank: a few subjects are talked about a lot, most rarely (like real text)."""
-    return [1.0 / (rank + 1) for rank in range(n)]
-
-
-def _compile(template: str):
-    """'In the morning, {p} walked.' -> ('In the morning, ', (('slot', 'p'), ('text', ' walked.')))
-
-    The opening words are what the sentence choice writes; the rest is filled in slot by slot.
-    """
-    parts = re.split(r"\{([^}]*)\}", template)  # literal, slot, literal, slot, ..., literal
-    rest = [("slot" if i % 2 else "text", part) for i, part in enumerate(parts) if i and part]
-    return parts[0], tuple(rest)
-
-
-def _compile_note(template: str):
-    """Like _compile, but fuses '{symptoms} <glue> {condition}' into one ('case', glue) slot."""
-    opening, rest = _compile(template)
-    fused, i = [], 0
-    while i < len(rest):
-        if rest[i] == ("slot", "symptoms") and rest[i + 2:i + 3] == (("slot", "condition"),):
-            fused.append(("case", rest[i + 1][1]))
-            i += 3
-        else:
-            fused.append(rest[i])
-            i += 1
-    return opening, tuple(fused)
-
-
-def symptom_phrase(symptoms) -> str:
-    """('cough', 'fever', 'rash') -> 'cough, fever and rash.' (the full stop ends the list)."""
-    *head, last = symptoms
-    return (", ".join(head) + " and " + last if head else last) + "."
 
 
 # ----------------------------------------------------------------------------- the world
@@ -292,12 +136,7 @@ def make_world(seed: int = 0, health_share: float = HEALTH_SHARE) -> World:
     people = rng.sample(NAMES, len(NAMES))  # a shuffled order = who is talked about most
     facts = {p: {"lives_in": rng.choice(TOWNS), "job": rng.choice(JOBS), "pet": rng.choice(PETS),
                  "food": rng.choice(FOODS)} for p in people}
-    conditions = rng.sample(CONDITIONS, len(CONDITIONS))
-    symptoms = {c: tuple(sorted(rng.sample(SYMPTOMS, rng.randint(3, 5)), key=SYMPTOMS.index))
-                for c in conditions}
-    drug = dict(zip(conditions, rng.sample(DRUGS, len(DRUGS))))
-    regimen = {d: {"dose": rng.choice(DOSES), "frequency": rng.choice(FREQUENCIES),
-                   "duration": rng.choice(DURATIONS)} for d in drug.values()}
+    conditions, symptoms, drug, regimen = draw_formulary(rng)  # the clinic's facts, after them
     world = World(seed, tuple(people), facts, tuple(conditions), symptoms, drug, regimen,
                   float(health_share))
     _build_choices(world)
@@ -307,13 +146,13 @@ def make_world(seed: int = 0, health_share: float = HEALTH_SHARE) -> World:
 def _build_choices(w: World) -> None:
     """Precompute the static choice points (and check every one is prefix-free)."""
     c = w.choice
-    c["person"] = Options(w.people, _zipf(len(w.people)))
+    c["person"] = Options(w.people, harmonic_weights(len(w.people)))
     for p in w.people:  # the second person: anyone but the first, same relative weights
-        others = [(q, wt) for q, wt in zip(w.people, _zipf(len(w.people))) if q != p]
+        others = [(q, wt) for q, wt in zip(w.people, harmonic_weights(len(w.people))) if q != p]
         c["other", p] = Options([q for q, _ in others], [wt for _, wt in others])
     for name, values in FILLERS.items():
         c[name] = Options(values)
-    intros = [_compile(t) for t in INTROS]
+    intros = [compile_template(t) for t in INTROS]
     # The first choice writes a story's intro or a health text's opening: one prefix-free set.
     openings = HEALTH_OPENINGS if w.health_share > 0 else ()
     c["intro"] = Options([o for o, _ in intros] + list(openings),
@@ -321,51 +160,12 @@ def _build_choices(w: World) -> None:
                          + [w.health_share / len(HEALTH_OPENINGS)] * len(openings),
                          [r for _, r in intros] + [HEALTH] * len(openings))
     build_health_choices(c)
-    c["events"] = [_compile(t) for t in EVENTS]
-    c["endings"] = [_compile(t) for t in ENDINGS]
+    c["events"] = [compile_template(t) for t in EVENTS]
+    c["endings"] = [compile_template(t) for t in ENDINGS]
     # Every sentence the story body may offer at one point comes from this one set.
-    _check_prefix_free([_fact_sentence(w, p, r) for p in w.people for r in FACT_FORMS]
-                       + [o for o, _ in c["events"] + c["endings"]])
-    _build_note_choices(w)
-
-
-def _build_note_choices(w: World) -> None:
-    c = w.choice
-    for name, values in NOTE_FILLERS.items():
-        c[name] = Options(values)
-    notes = [_compile_note(t) for _, t in NOTES]
-    c["note"] = Options([o for o, _ in notes], [wt for wt, _ in NOTES], [r for _, r in notes])
-    c["condition"] = Options(w.conditions, _zipf(len(w.conditions)))
-    for cond in w.conditions:
-        subsets = _symptom_subsets(w.symptoms[cond])
-        c["symptoms", cond] = Options([symptom_phrase(s) for s, _ in subsets],
-                                      [p for _, p in subsets], [s for s, _ in subsets])
-    for _, rest in notes:  # one joint (condition, symptoms) choice per glue text
-        for kind, glue in rest:
-            if kind == "case":
-                c["case", glue] = _case_options(w, glue)
-
-
-def _symptom_subsets(symptoms):
-    """All non-empty subsets (in canonical order), each symptom in with chance P_SYMPTOM."""
-    k, out = len(symptoms), []
-    for mask in range(1, 2 ** k):
-        subset = tuple(s for j, s in enumerate(symptoms) if mask >> j & 1)
-        n = len(subset)
-        out.append((subset, P_SYMPTOM ** n * (1 - P_SYMPTOM) ** (k - n)))
-    total = sum(p for _, p in out)  # = 1 - P(no symptom): we condition on at least one
-    return [(s, p / total) for s, p in out]
-
-
-def _case_options(w: World, glue: str) -> Options:
-    texts, weights, values = [], [], []
-    for cond, weight in zip(w.conditions, _zipf(len(w.conditions))):
-        opts = w.choice["symptoms", cond]
-        for phrase, p, subset in zip(opts.texts, opts.weights, opts.values):
-            texts.append(phrase + glue + cond)
-            weights.append(weight * p)
-            values.append((cond, subset))
-    return Options(texts, weights, values)
+    validate_prefix_free([_fact_sentence(w, p, r) for p in w.people for r in FACT_FORMS]
+                         + [o for o, _ in c["events"] + c["endings"]])
+    build_note_choices(w)
 
 
 def _fact_sentence(w: World, person: str, relation: str) -> str:
@@ -373,44 +173,8 @@ def _fact_sentence(w: World, person: str, relation: str) -> str:
 
 
 # ----------------------------------------------------------------------------- the programs
-# A program is written once and run two ways: by _Sampler (generate) and by _Reader (parse).
-
-HEALTH = ("health",)  # the intro choice's value for a health text's opening
-
-
-def build_health_choices(c: dict) -> None:
-    """The health texts' choice points, under ("health", slot) so they never clash with the
-    notes' own (the notes' "condition" is Zipf-weighted; a health text's is uniform)."""
-    for name, values in HEALTH_FILLERS.items():
-        c["health", name] = Options(values)
-    c["health"] = [_compile(t) for t in HEALTH_SENTENCES]
-    _check_prefix_free([o for o, _ in c["health"]] + [HEALTH_END])
-
-
-def health_body(c: dict, io) -> None:
-    """Health sentences after the opening: at least two, each new, then "Stay well." with
-    chance 0.4 after each one (always once all are used)."""
-    used: set = set()
-    while True:
-        free = [i for i in range(len(HEALTH_SENTENCES)) if i not in used]
-        p_stop = 0.0 if len(used) < 2 else (0.4 if free else 1.0)
-        rows = [(c["health"][i][0], (1 - p_stop) / len(free), (i, c["health"][i][1]))
-                for i in free] if p_stop < 1 else []
-        if p_stop:
-            rows.append((HEALTH_END, p_stop, (None, ())))
-        texts, weights, values = zip(*rows)
-        i, rest = io.choose("health", Options(texts, weights, values, check=False))
-        if i is None:
-            return
-        used.add(i)
-        for kind, value in rest:
-            if kind == "text":
-                io.emit(value)
-            else:
-                io.choose(value, c["health", value])
-        io.emit(" ")
-
-
+# A program is written once and run two ways (``engine``): by a Sampler (generate) and by a
+# Reader (parse). The domain program, a clinic note, is ``clinic.clinic_note``.
 def _general(w: World, io) -> None:
     """A general document: a story, or (share ``w.health_share``) a health text."""
     rest = io.choose("intro", w.choice["intro"])
@@ -463,7 +227,7 @@ def _sentence_options(w, people, stated, used, n_events) -> Options:
     for i, (opening, rest) in enumerate(w.choice["endings"] if p_end else ()):
         rows.append((opening, p_end / len(ENDINGS), ("ending", i, rest)))
     texts, weights, values = zip(*rows)
-    return Options(texts, weights, values, check=False)  # checked in _build_choices
+    return Options(texts, weights, values, validate=False)  # checked in _build_choices
 
 
 def _fill(w: World, io, rest, people: list) -> None:
@@ -499,48 +263,12 @@ def _choose_person(w: World, io, people: list) -> str:
     return io.choose("actor", w.choice[key])
 
 
-def _note(w: World, io) -> None:
-    """One clinic note: form, patient, symptoms, condition, the condition's plan, follow-up."""
-    condition = None
-    for kind, value in io.choose("note", w.choice["note"]):
-        if kind == "text":
-            io.emit(value)
-        elif kind == "case":
-            condition, _ = io.choose("case", w.choice["case", value])
-        elif value == "condition":
-            condition = io.choose("condition", w.choice["condition"])
-        elif value == "symptoms":
-            io.choose("symptoms", w.choice["symptoms", condition])
-        elif value == "drug":
-            io.emit(w.drug[condition])
-        elif value in ("dose", "frequency", "duration"):
-            io.emit(w.regimen[w.drug[condition]][value])
-        else:
-            io.choose(value, w.choice[value])
-
-
-_PROGRAMS = {"general": _general, "domain": _note}
+_PROGRAMS = {"general": _general, "domain": clinic_note}
 
 
 # ----------------------------------------------------------------------------- documents
-@dataclass(frozen=True)
-class Doc:
-    text: str
-    logprob: float  # natural log of p(text) under the generator
-    choices: tuple = ()  # (choice point, option index) pairs
-
-    @property
-    def bits(self) -> float:
-        return -self.logprob / math.log(2)
-
-
 def _generate(world: World, kind: str, n_docs: int, seed) -> list[Doc]:
-    program, rng, docs = _PROGRAMS[kind], random.Random(seed), []
-    for _ in range(n_docs):
-        io = _Sampler(rng)
-        program(world, io)
-        docs.append(Doc("".join(io.parts), io.logprob, tuple(io.choices)))
-    return docs
+    return generate(_PROGRAMS[kind], world, n_docs, seed)
 
 
 def generate_general(world: World, n_docs: int, seed=0) -> list[Doc]:
@@ -558,11 +286,7 @@ def parse_text(world: World, text: str, kind: str) -> Doc:
 
     Raises ValueError if the text could not have been generated (kind "general" or "domain").
     """
-    io = _Reader(text)
-    _PROGRAMS[kind](world, io)
-    if io.pos != len(text):
-        raise ValueError(f"text goes on after a complete document at character {io.pos}")
-    return Doc(text, io.logprob, tuple(io.choices))
+    return parse(_PROGRAMS[kind], world, text)
 
 
 def score_text(world: World, text: str, kind: str) -> float:
@@ -571,21 +295,10 @@ def score_text(world: World, text: str, kind: str) -> float:
 
 
 # ----------------------------------------------------------------------------- datasets
-def _derive_seed(*parts) -> int:
-    """A stable seed per (seed, corpus, split): Python's hash() changes between runs."""
-    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "big")
-
-
-def _docs_dataset(docs: list[Doc]) -> Dataset:
-    return Dataset.from_dict({"text": [d.text for d in docs],
-                              "logprob_bits": [d.bits for d in docs],
-                              "n_chars": [len(d.text) for d in docs]})
-
-
 def _corpus(kind: str, n_train: int, n_val: int, seed: int, world_seed: int) -> DatasetDict:
     world = make_world(world_seed)
-    return DatasetDict({split: _docs_dataset(_generate(world, kind, n,
-                                                       _derive_seed(seed, kind, split)))
+    return DatasetDict({split: docs_dataset(_generate(world, kind, n,
+                                                       derive_seed(seed, kind, split)))
                         for split, n in (("train", n_train), ("validation", n_val))})
 
 
@@ -609,7 +322,7 @@ def entropy_bits_per_char(ds) -> float:
 def true_entropy(kind: str = "general", n_docs: int = 10_000, seed: int = 0,
                  world_seed: int = 0) -> float:
     """Bits per character of a fresh sample: an estimate of the corpus's entropy rate."""
-    docs = _generate(make_world(world_seed), kind, n_docs, _derive_seed(seed, kind, "entropy"))
+    docs = _generate(make_world(world_seed), kind, n_docs, derive_seed(seed, kind, "entropy"))
     return sum(d.bits for d in docs) / sum(len(d.text) for d in docs)
 
 
@@ -645,7 +358,7 @@ def instruction_set(world_seed: int = 0, seed: int = 0, test_fraction: float = 0
     ``answer`` is the bare object ("Oakville"); ``response`` is the full sentence in the words
     the corpus uses ("Mia lived in Oakville."), the form in which a pretrained model stored it.
     """
-    world, rng = make_world(world_seed), random.Random(_derive_seed(seed, "instructions"))
+    world, rng = make_world(world_seed), random.Random(derive_seed(seed, "instructions"))
     rows = {"train": [], "test": []}
     for kind in ("world", "domain"):  # split each kind, so both are in the test set
         facts = world_facts(world, kind)
