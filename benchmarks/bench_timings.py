@@ -58,8 +58,7 @@ def _biographies() -> tuple[float, str]:
     """130,000 biographies, about 10 M BPE tokens (was test_generation_is_lean_and_fast)."""
     from llmup_lib.world import biographies as B
 
-    make = getattr(B, "make_biography_world", None) or getattr(B, "make_world_v2")
-    world = make(seed=0, n_people=2000, zipf_exponent=1.3)
+    world = B.make_biography_world(seed=0, n_people=2000, zipf_exponent=1.3)
     seconds, ds = _timed(lambda: B.corpus("general", 130_000, 1, world=world)["train"])
     chars = sum(ds["n_chars"])
     return seconds, f"{chars / 1e6:.1f} M characters (~{chars / 3.9 / 1e6:.1f} M tokens)"

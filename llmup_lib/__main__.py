@@ -16,8 +16,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--version", action="version", version=f"llmup {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="print the environment check of notebook 00")
-    sub.add_parser("build-tokenizer", help="retrain the shipped BPE tokenizer in data/tokenizer")
-    base = sub.add_parser("build-base", help="retrain the base model of a profile (data/base/)")
+    sub.add_parser("build-tokenizer", help="retrain the shipped BPE tokenizer in llmup_lib/data/tokenizer")
+    base = sub.add_parser("build-base", help="retrain the base model of a profile (llmup_lib/data/base/)")
     base.add_argument("--profile", default=None, help="cpu (default) or gpu")
     base.add_argument("--larger", action="store_true",
                       help="build notebook 07's larger pretrained model instead (base.LARGER: "
@@ -41,6 +41,13 @@ def main(argv: list[str] | None = None) -> None:
                         "solution before running, so every check must pass")
     args = parser.parse_args(argv)
 
+    try:
+        _run(args, argv)
+    except (FileNotFoundError, ValueError) as err:  # bad input: one sentence, no traceback
+        raise SystemExit(f"error: {err}") from None
+
+
+def _run(args, argv) -> None:
     if args.command == "info":
         from .env import environment_report
 
@@ -67,16 +74,11 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "run-all":
         from . import runall
 
-        try:
-            if args.profile is not None:
-                from .core.profiles import get_profile
+        if args.profile is not None:
+            from .core.profiles import get_profile
 
-                get_profile(args.profile)  # an unknown name fails here, with the valid ones
-            code = runall.main(args)
-        except (FileNotFoundError, ValueError) as err:
-            raise SystemExit(f"error: {err}") from None
-        raise SystemExit(code)
-
+            get_profile(args.profile)  # an unknown name fails here, with the valid ones
+        raise SystemExit(runall.main(args))
 
 if __name__ == "__main__":
     main()

@@ -151,7 +151,7 @@ def run_notebook(path: Path, out_dir: Path, timeout: float = 1800, profile: str 
     given, is the kernel's ``LLMUP_RESULTS_DIR`` (this notebook's old results file is removed
     first, so the folder holds only what this run recorded). ``solutions=True`` is the
     teacher's run: every unanswered exercise cell is replaced by its reference solution first
-    (``grading.fill_solutions``), so each check must pass; the notebook file is not changed.
+    (``exercises.grader.fill_solutions``), so each check must pass; the notebook file is not changed.
     """
     import nbformat
     from nbclient import NotebookClient

@@ -14,7 +14,7 @@ from llmup_lib.core import corpora, models
 from llmup_lib.core import family
 from llmup_lib.methods import distill, finetune, lora, scaling
 from llmup_lib.world import stories as world, biographies as bio
-from llmup_lib.core.evaluate import generate
+from llmup_lib.core.evaluate import generate, generate_greedy
 from llmup_lib.core.models import build_model
 from llmup_lib.core.profiles import get_profile
 from llmup_lib.core.tokenizer import char_tokenizer, pack_blocks, train_bpe
@@ -42,6 +42,19 @@ def _cfg(**kw):
     base = dict(steps=4, batch_size=8, lr=1e-2, progress=False)
     base.update(kw)
     return TrainConfig(**base)
+
+
+def _diverging_loss(model, inputs, labels, rows=None, step=0):
+    loss = T.causal_lm_loss(model, inputs, labels)
+    return loss * float("nan") if step == 2 else loss
+
+
+def _train_diverges(c):
+    train(c.model(), c.blocks[0], None, _cfg(), loss_fn=_diverging_loss)
+
+
+def _checkpoint_dir_is_a_file(c):
+    _cfg(checkpoint_dir=c.file("ckpt", b"not a folder"))
 
 
 def _corrupt_model_dir(c):
@@ -93,6 +106,31 @@ def _import_widgets_under_ipywidgets_7(c):
 
 # (id, call, exception, substrings the message must hold: the bad value and the fix)
 ROWS = [
+    ("train-keep-no-checkpoint", lambda c: _cfg(keep_checkpoints=0), ValueError,
+     ["keep_checkpoints=0 must be a whole number >= 1", "keep_checkpoints=2"]),
+    ("train-negative-clip", lambda c: _cfg(grad_clip=-1.0), ValueError,
+     ["grad_clip=-1.0 must be a finite number in [0, inf]", "0 turns clipping off"]),
+    ("train-lr-floor", lambda c: _cfg(min_lr_ratio=-0.1), ValueError,
+     ["min_lr_ratio=-0.1 must be a finite number in [0, 1]", "min_lr_ratio=0.1"]),
+    ("train-zero-log-interval", lambda c: _cfg(log_every=0), ValueError,
+     ["log_every=0 must be a whole number >= 1"]),
+    ("train-checkpoint-dir-is-a-file", _checkpoint_dir_is_a_file, ValueError,
+     ["is a file, not a folder"]),
+    ("train-empty-validation", lambda c: train(c.model(), c.blocks[0], c.blocks[0][:0], _cfg()),
+     ValueError, ["val_blocks is empty", "val_blocks=None"]),
+    ("eval-no-blocks", lambda c: T.eval_loss(c.model(), c.blocks[0][:0], 4), ValueError,
+     ["No validation tokens to score"]),
+    ("prompts-one-string", lambda c: generate_greedy(c.model(), c.tok, "Once upon a time"),
+     ValueError, ["prompts is one string ('Once upon a time')", "pass a list"]),
+    ("context-longer-than-positions",
+     lambda c: train(c.model(), torch.zeros(8, 66, dtype=torch.long), None, _cfg()), ValueError,
+     ["blocks hold 65 tokens each, but the model has only", "positions"]),
+    ("lora-alpha-not-finite", lambda c: lora.lora_model(c.model(), rank=4, alpha=float("nan")),
+     ValueError, ["alpha=nan must be a finite number > 0"]),
+    ("lora-tied-output", lambda c: lora.lora_model(c.model(), rank=4, targets=["lm_head"]),
+     ValueError, ["'lm_head' is the output layer, tied to the input embedding", "leave it out"]),
+    ("train-diverges", _train_diverges, FloatingPointError,
+     ["diverged", "at step 3", "lower lr"]),
     ("profile-name", lambda c: get_profile("laptop"), ValueError,
      ["'laptop'", "choose one of 'cpu', 'gpu'"]),
     ("model-size", lambda c: build_model("huge", c.tok, 32), ValueError,
@@ -292,6 +330,14 @@ def _resume_other_model(c, ckpt):
     train(c.model("nano"), c.blocks[0], None, _cfg(checkpoint_dir=str(ckpt)))
 
 
+def _resume_other_kv_heads(c, ckpt):
+    """Same widths, other key/value heads: a key the old resume check did not read."""
+    model = c.model()
+    heads = model.config.num_attention_heads
+    train(build_model("pico", c.tok, 32, num_key_value_heads=heads // 2), c.blocks[0], None,
+          _cfg(checkpoint_dir=str(ckpt)))
+
+
 def _resume_all_corrupt(c, ckpt):
     weights = next(ckpt.glob("step-*")) / "model.safetensors"
     data = bytearray(weights.read_bytes())
@@ -316,6 +362,8 @@ SAVED_ROWS = [
      ["lr=0.01, not 0.02", "use the same recipe to resume, or a new checkpoint_dir"]),
     ("resume-other-model", _resume_other_model, ValueError,
      ["hidden_size=32, not 48", "build the same model to resume"]),
+    ("resume-other-kv-heads", _resume_other_kv_heads, ValueError,
+     ["num_key_value_heads=", "build the same model to resume"]),
     ("resume-corrupt-checkpoint", _resume_all_corrupt, ValueError,
      ["model.safetensors fails its SHA-256 checksum", "delete that folder to start over"]),
     ("resume-too-little-memory", _resume_too_little_memory, MemoryError,
@@ -387,3 +435,22 @@ def test_every_row_is_in_the_catalogue():
     ids = {r[0] for r in ROWS + SAVED_ROWS} | {"disk-full-while-saving",
                                                "sweep-merge-other-recipes"}
     assert ids == rows, f"missing from the doc: {ids - rows}; not tested: {rows - ids}"
+
+
+def test_a_refused_resume_leaves_the_model_untouched(ctx):
+    ckpt = ctx.tmp / "ckpt"
+    train(ctx.model(), ctx.blocks[0], None, _cfg(checkpoint_dir=str(ckpt)))
+    other = ctx.model()
+    before = {k: v.clone() for k, v in other.state_dict().items()}
+    with pytest.raises(ValueError, match="lr=0.01, not 0.02"):
+        train(other, ctx.blocks[0], None, _cfg(checkpoint_dir=str(ckpt), lr=2e-2))
+    assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())
+
+
+def test_divergence_keeps_the_last_good_checkpoint(ctx):
+    ckpt = ctx.tmp / "ckpt"
+    cfg = _cfg(steps=6, checkpoint_dir=str(ckpt), checkpoint_every=2)
+    with pytest.raises(FloatingPointError, match="last good checkpoint"):
+        train(ctx.model(), ctx.blocks[0], None, cfg, loss_fn=_diverging_loss)
+    assert sorted(p.name for p in ckpt.glob("step-*")) == ["step-000002"]
+    assert (ckpt / "latest").read_text() == "step-000002"

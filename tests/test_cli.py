@@ -122,3 +122,16 @@ def test_the_larger_pretrained_model_is_shipped_as_its_own_recipe():
     assert recorded["val_loss"] < B.shipped_metrics(get_profile("cpu"))["val_loss"] - 0.03
     weights = (base_dir(larger) / "model.safetensors").stat().st_size
     assert weights < 2.1 * model.num_parameters()  # two bytes a weight: float16
+
+
+@pytest.mark.parametrize("argv", [["build-base", "--profile", "nope"],
+                                  ["run-all", "--profile", "nope"],
+                                  ["experiment", "tune", "--profile", "nope"],
+                                  ["experiment", "sweep", "--profile", "nope"]])
+def test_every_verb_refuses_a_bad_profile_in_one_sentence(argv, capsys):
+    """No traceback: the verb exits with one line naming the profile and the valid ones."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    said = str(stop.value.code) if not isinstance(stop.value.code, int) else capsys.readouterr().err
+    assert stop.value.code != 0 and "'nope'" in said and "'cpu'" in said
+    assert "Traceback" not in said and len(said.strip().splitlines()) == 1

@@ -80,3 +80,18 @@ def test_offline_hub_name(monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(ValueError, match="'someone/no-such-dataset'.*Hugging Face Hub"):
         load_corpus("someone/no-such-dataset")
+
+
+@pytest.mark.parametrize("encode", [
+    lambda text: text.replace("\n", "\r\n").encode(),  # Windows line ends
+    lambda text: b"\xef\xbb\xbf" + text.encode(),  # UTF-8 with a byte-order mark
+    lambda text: text.replace("\n", "\r\n").encode("utf-16"),  # Windows editors' "Unicode"
+], ids=["crlf", "utf8-bom", "utf16"])
+def test_text_files_from_other_editors_give_the_same_documents(tmp_path, encode):
+    text = "Mia had a cat.\n\nLeo had a dog named Rex.\n\nThe end of the third story.\n"
+    plain, other = tmp_path / "plain.txt", tmp_path / "other.txt"
+    plain.write_text(text)
+    other.write_bytes(encode(text))
+    got = load_corpus(str(other), val_fraction=0.34)
+    assert got["train"]["text"] == load_corpus(str(plain), val_fraction=0.34)["train"]["text"]
+    assert got["train"]["text"][0] == "Mia had a cat."  # no BOM, no stray carriage return

@@ -59,7 +59,7 @@ def test_lora_update_matches_peft_layer(pico):
 @pytest.mark.parametrize("kwargs, message", [
     ({"rank": 0}, "rank=0 must be a positive integer"),
     ({"rank": -2}, "rank=-2"),
-    ({"rank": 4, "alpha": 0}, "alpha=0 must be > 0"),
+    ({"rank": 4, "alpha": 0}, "alpha=0 must be a finite number > 0"),
     ({"rank": 4, "dropout": 1.5}, "dropout=1.5"),
     ({"rank": 4, "targets": ["c_attn"]}, r"\['c_attn'\] match no module"),
     ({"rank": 4, "targets": []}, "targets are empty"),

@@ -1,10 +1,10 @@
 """The base model: pretrained on the general corpus, the starting point of every upgrade.
 
 Notebook 01 trains it from scratch in about a minute and a half. Later notebooks must open cold
-within their own budget, so the ``cpu`` profile's checkpoint is shipped in ``data/base/cpu``
+within their own budget, so the ``cpu`` profile's checkpoint is shipped in ``llmup_lib/data/base/cpu``
 (under 4 MB) and ``python -m llmup_lib build-base`` rebuilds it with this exact recipe; notebook
 01 checks that its rebuild matches the shipped one. Notebook 07's scaling option, a larger model
-pretrained on more data (``LARGER``), is shipped too (``data/base/cpu_larger``, float16 weights,
+pretrained on more data (``LARGER``), is shipped too (``llmup_lib/data/base/cpu_larger``, float16 weights,
 made by ``build-base --larger --half``). Other profiles train once into the cache folder,
 ``store.cache_dir()`` (cache-or-train), since their checkpoints are too large to ship.
 """
@@ -26,7 +26,7 @@ from .train import TrainConfig, TrainResult, eval_loss, train
 from ..store import (DATA_DIR, atomic_folder, cache_dir, digest, manifest_damage, read_json,
                      write_json, write_manifest)
 
-SHIPPED = {"cpu"}  # profiles whose base checkpoints live in data/base/
+SHIPPED = {"cpu"}  # profiles whose base checkpoints live in llmup_lib/data/base/
 # Notebook 07's scaling option, "a larger pretrained model": the next family size up, pretrained
 # on three times the stories for three times the steps at the family's rate rule (0.384 / width),
 # as a larger checkpoint comes with a larger pretraining run. Made by `build-base --larger`.
@@ -62,7 +62,7 @@ def _same_recipe(a: Profile, b: Profile) -> bool:
 
 
 def _shipped_name(profile: Profile) -> str | None:
-    """The folder in data/base/ that holds this profile's base model, or None when its recipe
+    """The folder in llmup_lib/data/base/ that holds this profile's base model, or None when its recipe
     (overrides included) is not a shipped one: ``<name>`` for the profile's own base,
     ``<name>_larger`` for notebook 07's larger pretrained model."""
     if profile.name not in SHIPPED:
@@ -75,12 +75,12 @@ def _shipped_name(profile: Profile) -> str | None:
 
 
 def _is_shipped(profile: Profile) -> bool:
-    """The profile's recipe is one shipped in data/base/."""
+    """The profile's recipe is one shipped in llmup_lib/data/base/."""
     return _shipped_name(profile) is not None
 
 
 def base_dir(profile: Profile, tokenizer=None) -> Path:
-    """``data/base/<name>`` (or ``<name>_larger``) for a shipped recipe; otherwise
+    """``llmup_lib/data/base/<name>`` (or ``<name>_larger``) for a shipped recipe; otherwise
     ``$LLMUP_CACHE/base/<name>-<recipe key>``."""
     if _is_shipped(profile):
         return DATA_DIR / "base" / _shipped_name(profile)

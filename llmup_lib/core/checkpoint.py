@@ -95,6 +95,27 @@ def _is_peft(model) -> bool:
     return isinstance(model, PeftModel)
 
 
+# Config keys that do not change the model's weights or its function: a resume ignores them.
+_NOT_ARCHITECTURE = {"transformers_version", "_name_or_path", "torch_dtype", "dtype", "use_cache",
+                     "_attn_implementation_autoset", "output_attentions", "output_hidden_states",
+                     "return_dict", "architectures"}
+
+
+def _refuse_misfit(path: Path, model, weights: dict) -> None:
+    """Refuse, before loading anything, weights whose names or shapes do not fit ``model`` (a
+    tied output layer is not saved, so a missing ``lm_head`` is fine)."""
+    if _is_peft(model):
+        return  # peft maps adapter names itself; its loader reports what does not fit
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights and "lm_head" not in k]
+    unexpected = [k for k in weights if k not in own]
+    shapes = [k for k in weights if k in own and tuple(weights[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        raise ValueError(f"Checkpoint {str(path)!r} does not fit this model (missing {missing[:3]}"
+                         f", unexpected {unexpected[:3]}, other shapes {shapes[:3]}); build the "
+                         "same model to resume, or use a new checkpoint_dir.")
+
+
 def load_checkpoint(ckpt_dir, model, optimizer, cfg,
                     loss_recipe: dict | None = None) -> tuple[int, list]:
     """Restore the newest intact checkpoint in ``ckpt_dir`` into ``model``/``optimizer``; returns
@@ -145,12 +166,16 @@ def load_checkpoint(ckpt_dir, model, optimizer, cfg,
                          f"{saved_loss or plain}, not {loss_recipe or plain}; use the same loss "
                          "to resume, or a new checkpoint_dir.")
     now_config = model.config.to_diff_dict()
-    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
-                "intermediate_size"):
+    named_first = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
+                   "intermediate_size")  # the usual differences, named first; then every key
+    for key in [*named_first, *sorted(set(state["model_config"]) | set(now_config))]:
+        if key in _NOT_ARCHITECTURE:
+            continue
         if state["model_config"].get(key) != now_config.get(key):
             raise ValueError(f"Checkpoint {str(path)!r} holds a model with {key}="
                              f"{state['model_config'].get(key)}, not {now_config.get(key)}; "
                              "build the same model to resume, or use a new checkpoint_dir.")
+    _refuse_misfit(path, model, weights)  # before anything is loaded: a refusal changes nothing
     if _is_peft(model):
         from peft import set_peft_model_state_dict
 

@@ -66,14 +66,18 @@ def load_corpus(source: str, n_train: int | None = None, n_val: int | None = Non
 def _read_documents(path: Path) -> list[str]:
     """Paragraphs (blank-line separated), or fixed-size chunks when there are none."""
     raw = path.read_bytes()
-    if b"\x00" in raw:
+    # A byte-order mark names the encoding: UTF-16 (Windows editors' "Unicode") or UTF-8 with a
+    # BOM; the mark itself is not text and must not start the first document.
+    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    if encoding != "utf-16" and b"\x00" in raw:
         raise ValueError(f"{str(path)!r} looks like a binary file (it contains NUL bytes); "
                          "pass a plain UTF-8 text file.")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode(encoding)
     except UnicodeDecodeError:
-        raise ValueError(f"{str(path)!r} is not valid UTF-8 text; re-save it as UTF-8 "
-                         "(or pass a plain text file).") from None
+        raise ValueError(f"{str(path)!r} is not valid {encoding.upper().replace('-SIG', '')} "
+                         "text; re-save it as UTF-8 (or pass a plain text file).") from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # Windows and old Mac line ends
     if not text.strip():
         raise ValueError(f"{str(path)!r} is empty (or only whitespace); pass a file with text.")
     docs = [p.strip() for p in re.split(r"\n[ \t]*\n", text) if p.strip()]

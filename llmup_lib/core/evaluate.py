@@ -123,6 +123,16 @@ def generate(model, tokenizer, prompt: str, max_new_tokens: int = 60, temperatur
 
 
 @torch.no_grad()
+def validate_prompts(prompts, what: str = "prompts") -> None:
+    """A list of strings; one string would be read as a list of characters (one answer each)."""
+    if isinstance(prompts, (str, bytes)):
+        raise ValueError(f"{what} is one string ({prompts[:40]!r}), not a list of them, so each "
+                         f"character would get an answer; pass a list, e.g. [{prompts[:20]!r}].")
+    if not all(isinstance(p, str) for p in prompts):
+        raise ValueError(f"{what} must all be strings; got "
+                         f"{sorted({type(p).__name__ for p in prompts})}.")
+
+
 def generate_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int = 60,
                     batch_size: int = 64) -> list[str]:
     """Greedy continuations of many prompts, ``batch_size`` at a time: the same text as
@@ -132,6 +142,7 @@ def generate_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int = 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size={batch_size!r} must be a positive whole number; pass e.g. "
                          "64.")
+    validate_prompts(prompts)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     encoded = [_prompt_ids(tokenizer, prompt) for prompt in prompts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # less padding
@@ -156,6 +167,7 @@ def generate_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int = 
 def exact_match(model, tokenizer, questions: list[str], answers: list[str], prompt_fn,
                 max_new_tokens: int = 16) -> dict:
     """Greedy answers to ``prompt_fn(question)``, cut at the first newline, vs the gold answers."""
+    validate_prompts(questions, "questions")
     preds = [text.split("\n")[0].strip() for text in
              generate_greedy(model, tokenizer, [prompt_fn(q) for q in questions], max_new_tokens)]
     hits = [p == a.strip() for p, a in zip(preds, answers)]

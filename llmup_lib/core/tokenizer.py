@@ -3,7 +3,7 @@
 Both are built with Hugging Face ``tokenizers`` and wrapped as ``PreTrainedTokenizerFast``, so
 they save, load and apply chat templates like any Hub tokenizer.
 
-The suite's BPE is trained once on the general corpus and shipped in ``data/tokenizer`` so every
+The suite's BPE is trained once on the general corpus and shipped in ``llmup_lib/data/tokenizer`` so every
 notebook tokenizes the same way; ``python -m llmup_lib build-tokenizer`` rebuilds it.
 """
 

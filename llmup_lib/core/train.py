@@ -20,6 +20,7 @@ import math
 import numbers
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -78,9 +79,40 @@ class TrainConfig:
         if not isinstance(self.compile, bool):
             raise ValueError(f"compile={self.compile!r} must be True or False; pass "
                              "compile=True to train through torch.compile.")
+        self._validate_schedule()
         if self.warmup_steps is None:
             self.warmup_steps = max(1, self.steps // 20)
         self.betas = tuple(self.betas)
+
+    def _validate_schedule(self) -> None:
+        """Settings that would silently train wrong (a negative clip is gradient ascent, a floor
+        below zero a negative rate, no checkpoint kept deletes the one just written) are refused
+        here, when the config is built, in one sentence each."""
+        def whole(name, low, example):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise ValueError(f"{name}={value!r} must be a whole number >= {low}; pass e.g. "
+                                 f"{name}={example}.")
+
+        whole("log_every", 1, 10)
+        whole("eval_every", 0, "0 (evaluate once, at the end) or 50")
+        whole("checkpoint_every", 0, "0 (only at the end) or 100")
+        whole("keep_checkpoints", 1, 2)
+        if self.eval_batches is not None:
+            whole("eval_batches", 1, 8)
+        if self.warmup_steps is not None:
+            whole("warmup_steps", 0, "0 or 20")
+        for name, low, high, example in (("grad_clip", 0.0, math.inf, "1.0 (0 turns clipping off)"),
+                                         ("min_lr_ratio", 0.0, 1.0, "0.1"),
+                                         ("weight_decay", 0.0, math.inf, "0.1")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                    or not math.isfinite(value) or not low <= value <= high:
+                raise ValueError(f"{name}={value!r} must be a finite number in [{low:g}, {high:g}]; "
+                                 f"pass e.g. {name}={example}.")
+        if self.checkpoint_dir is not None and Path(self.checkpoint_dir).is_file():
+            raise ValueError(f"checkpoint_dir={str(self.checkpoint_dir)!r} is a file, not a folder; "
+                             "pass the path of a folder (it is created if missing).")
 
     def recipe(self) -> dict:
         d = asdict(self)
@@ -182,6 +214,18 @@ def validate_token_ids(model, inputs: torch.Tensor) -> None:
                          "build the model with this tokenizer).")
 
 
+def validate_context(model, width: int) -> None:
+    """Refuse blocks longer than the model's positions: some models raise a bare IndexError on
+    them, others (rotary) train on silently, past the lengths they were built for."""
+    config = getattr(model, "config", None)
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if isinstance(limit, int) and width > limit:
+        raise ValueError(f"The blocks hold {width} tokens each, but the model has only {limit} "
+                         f"positions; pack the text into blocks of at most {limit} tokens (e.g. "
+                         f"pack_blocks(texts, tokenizer, {limit - 1})) or build a model with a "
+                         "longer context.")
+
+
 def make_optimizer(model, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices only (norm gains and biases are not decayed)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -236,6 +280,7 @@ def eval_loss(model, blocks, batch_size: int, max_batches: int | None = None) ->
     was_training = model.training
     model.eval()
     inputs, labels = split_blocks(blocks)
+    validate_context(model, inputs.shape[1])
     device = next(model.parameters()).device
     total, count = 0.0, 0
     n = len(inputs) if max_batches is None else min(len(inputs), max_batches * batch_size)
@@ -245,7 +290,18 @@ def eval_loss(model, blocks, batch_size: int, max_batches: int | None = None) ->
         tokens = int((y != -100).sum())
         total, count = total + float(loss) * tokens, count + tokens
     model.train(was_training)
-    return total / max(count, 1)
+    if count == 0:
+        raise ValueError("No validation tokens to score: the blocks are empty (a corpus shorter "
+                         "than one context window?); pass blocks with at least one row.")
+    return total / count
+
+
+def _diverged(step: int, cfg: TrainConfig, what: str) -> str:
+    kept = (f" The last good checkpoint in {str(cfg.checkpoint_dir)!r} is kept."
+            if cfg.checkpoint_dir else "")
+    return (f"Training diverged: {what} became NaN or infinite at step {step + 1} (learning rate "
+            f"{lr_at(step, cfg):.3g}); the likely cause is a learning rate too high for this model, "
+            f"so lower lr (e.g. {cfg.lr / 10:.3g}) or keep grad_clip on.{kept}")
 
 
 def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
@@ -279,6 +335,10 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
     if len(inputs) == 0:
         raise ValueError("No training blocks: the corpus is shorter than one context window.")
     validate_token_ids(model, inputs)
+    validate_context(model, inputs.shape[1])
+    if val_blocks is not None and len(val_blocks) == 0:
+        raise ValueError("val_blocks is empty, so no validation loss can be measured; pass "
+                         "validation blocks, or val_blocks=None to train without one.")
 
     torch.manual_seed(cfg.seed)
     optimizer = make_optimizer(model, cfg)
@@ -319,6 +379,8 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
             loss = loss_fn(step_model, x, y, rows=rows, step=step)
             if isinstance(loss, tuple):
                 loss, logs = loss
+        if not torch.isfinite(loss.detach()).all():
+            raise FloatingPointError(_diverged(step, cfg, "the loss"))
         accelerator.backward(loss)
         if cfg.grad_clip:
             accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -344,6 +406,8 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
             result.history.append({"step": done, "val_loss": val})
         if cfg.checkpoint_dir and ((cfg.checkpoint_every and done % cfg.checkpoint_every == 0)
                                    or done == cfg.steps):
+            if not all(torch.isfinite(w).all() for w in raw.parameters()):
+                raise FloatingPointError(_diverged(step, cfg, "the weights"))
             if accelerator.is_main_process:
                 save_checkpoint(cfg.checkpoint_dir, raw, optimizer, cfg, done, result.history,
                                 loss_recipe=loss_recipe)

@@ -3,7 +3,7 @@ N parameters stores, and how much of its loss that explains.
 
 Models of several sizes are pretrained from scratch on World v2 biographies of a fixed set of
 people (near-uniform, so every person is seen about ``exposures`` times; the name in every
-sentence). Each person has four facts, 17.4 bits in all (``world_v2.KNOWLEDGE_BITS``). After
+sentence). Each person has four facts, 17.4 bits in all (``biographies.BiographyWorld``). After
 training, a multiple-choice probe scores every fact: the model's distribution ``q`` over the
 relation's values, and the bits it holds about the fact, ``log2 |values| + log2 q(true value)``
 -- the code length it saves against a uniform guess. Summed over every fact this is the bits the
@@ -16,7 +16,7 @@ a size holds it all. Dividing bits by parameters gives the bits per parameter, s
 "2 bits per parameter" (measured there at 1,000 exposures, on far larger models).
 
 Each run trains for one pass over its biographies, about a minute on one core, so
-``python -m llmup_lib experiment capacity`` writes the table (``data/capacity/cpu.json``: a learning-rate
+``python -m llmup_lib experiment capacity`` writes the table (``llmup_lib/data/capacity/cpu.json``: a learning-rate
 sweep on seed 0, then each size at its best rate on two more seeds); notebook 05 reads it and
 retrains the smallest size live.
 """
@@ -52,7 +52,7 @@ class CapacityRecipe:
 RECIPE = CapacityRecipe()
 CAPACITY = Kind("capacity", "capacity", row_key=("size", "lr", "seed"),
                 order=("seed", "params", "lr"),
-                takes=" (the commands in data/capacity/README.md: 17 minutes on 2 cores)")
+                takes=" (the commands in llmup_lib/data/capacity/README.md: 17 minutes on 2 cores)")
 _DATA: dict = {}  # (seed, recipe, vocabulary) -> prepared data, kept for the seed's next run
 
 

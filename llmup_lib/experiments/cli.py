@@ -48,7 +48,7 @@ def add_experiment_parser(sub) -> None:
                       "notebook 06's students")
     tune.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     tune.add_argument("--out", default=None,
-                      help="table to write (default: data/tuning/<profile>_<task>.json)")
+                      help="table to write (default: llmup_lib/data/tuning/<profile>_<task>.json)")
     tune.add_argument("--extend", action="store_true",
                       help="add the grid's runs to the existing --out table (runs it already "
                       "holds are skipped) instead of replacing it")
@@ -93,7 +93,7 @@ def add_experiment_parser(sub) -> None:
     capacity.add_argument("--extend", action="store_true",
                           help="add the runs to the existing --out table instead of replacing it")
     capacity.add_argument("--out", default=None,
-                          help="table to write (default: data/capacity/cpu.json)")
+                          help="table to write (default: llmup_lib/data/capacity/cpu.json)")
     extraction = _one_line_errors(names.add_parser(
         "extraction", help="pretrain small models on biographies written one way or several, "
         "instruction-tune them and score held-out questions (notebook 04's extraction table)"))
@@ -103,9 +103,9 @@ def add_experiment_parser(sub) -> None:
                             help="comma-separated seeds (default 0,1,2)")
     extraction.add_argument("--save-bases", action="store_true",
                             help="also save the first seed's single and augmented bases "
-                            "(float16) in data/extraction/, the ones notebook 04 tunes live")
+                            "(float16) in llmup_lib/data/extraction/, the ones notebook 04 tunes live")
     extraction.add_argument("--out", default=None,
-                            help="table to write (default: data/extraction/cpu.json)")
+                            help="table to write (default: llmup_lib/data/extraction/cpu.json)")
 
 
 def run_experiment(args, argv) -> None:

@@ -9,7 +9,7 @@
   (``$LLMUP_CACHE/scaling``, checksummed, so a corrupt entry is retrained), in this process or
   in worker processes (``runner.run_points``);
 * **the tables** -- ``save_table``/``load_table`` (CSV, or JSON with the recipe and the
-  runner's provenance; the shipped ``cpu`` tables in ``data/scaling/``, lists of rows, load as
+  runner's provenance; the shipped ``cpu`` tables in ``llmup_lib/data/scaling/``, lists of rows, load as
   they are: ``shipped_table``); ``python -m llmup_lib experiment sweep`` runs all of this.
 """
 
@@ -77,15 +77,15 @@ def sweep_table_path(name: str) -> Path:
 
 
 def shipped_table(name: str, profile: str = "cpu") -> Path:
-    """A sweep table shipped with the package, ``data/scaling/{profile}_{name}.json``: runs too
+    """A sweep table shipped with the package, ``llmup_lib/data/scaling/{profile}_{name}.json``: runs too
     long for a notebook's budget, made by the ``python -m llmup_lib experiment sweep`` command in
-    ``data/scaling/README.md`` and checked against a live rerun in notebook 05."""
+    ``llmup_lib/data/scaling/README.md`` and checked against a live rerun in notebook 05."""
     from ..store import DATA_DIR
 
     path = DATA_DIR / "scaling" / f"{profile}_{name}.json"
     if not path.exists():
         raise FileNotFoundError(f"No shipped sweep table {path.name!r}; make it with the command "
-                                "in data/scaling/README.md, or run the sweep in the notebook.")
+                                "in llmup_lib/data/scaling/README.md, or run the sweep in the notebook.")
     return path
 
 

@@ -4,7 +4,7 @@ A comparison of two methods means something only when each runs at its own best 
 and its differences are read against the seed spread. ``tune`` trains every (method, rate, seed)
 on notebook 02's task (the clinic notes, the same steps, batch and data) and scores each run with
 notebook 02's numbers: domain loss and its excess over the floor, domain facts, general loss and
-world facts. The ``cpu`` table is shipped in ``data/tuning/`` (too slow to rerun in a notebook's
+world facts. The ``cpu`` table is shipped in ``llmup_lib/data/tuning/`` (too slow to rerun in a notebook's
 budget); ``python -m llmup_lib experiment tune`` made it, and the notebooks read it, take each method's best
 rate from it, and retrain one row live to check the table is what this code produces.
 
@@ -12,7 +12,7 @@ Methods: ``full`` (every weight), ``scratch`` (the same architecture from random
 ``lora-rK`` (rank K on all linear layers, plus the domain's never-trained token rows), ``larger``
 (notebook 07's larger pretrained model, ``base.LARGER``, fully fine-tuned).
 
-A second task, ``distill``, sweeps notebook 06's students (``distill.DISTILL_METHODS``: the
+A second task, ``distill``, sweeps notebook 06's students (``tasks.students.DISTILL_METHODS``: the
 `nano` student from scratch and by logit KD, a half-depth student at the teacher's width, from
 random weights or from the teacher's every other layer, and the two arms of the T² experiment),
 scored by validation loss.
@@ -33,7 +33,7 @@ from .runner import Kind, best_rates, load, new_table, run_points
 METRICS = ("domain_loss", "domain_excess", "domain_facts", "general_loss", "world_facts")
 TASK_METRICS = {"domain": METRICS, "distill": ("val_loss",)}
 _METHOD = re.compile(r"^(full|scratch|larger|lora-r([1-9][0-9]*))$")
-# the CLI's grid when --grid is not given: the shipped tables' (data/tuning/README.md)
+# the CLI's grid when --grid is not given: the shipped tables' (llmup_lib/data/tuning/README.md)
 DEFAULT_GRID = {
     "domain": ["full=3e-4,1e-3,3e-3,1e-2,3e-2", "lora-r2=3e-3,1e-2,3e-2,1e-1",
                "scratch=1e-3,3e-3,1e-2,3e-2", "lora-r1=1e-2,3e-2,1e-1",

@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
+import numbers
 import re
 import warnings
 from pathlib import Path
@@ -109,8 +111,10 @@ def lora_config(rank: int = 8, alpha: float | None = None, dropout: float = 0.0,
     if not isinstance(rank, int) or rank <= 0:
         raise ValueError(f"LoRA rank={rank!r} must be a positive integer (try 4 or 8).")
     alpha = 2 * rank if alpha is None else alpha
-    if alpha <= 0:
-        raise ValueError(f"LoRA alpha={alpha!r} must be > 0 (a common choice is 2 x rank).")
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not math.isfinite(alpha) \
+            or alpha <= 0:
+        raise ValueError(f"LoRA alpha={alpha!r} must be a finite number > 0 (a common choice is "
+                         "2 x rank).")
     if not 0 <= dropout < 1:
         raise ValueError(f"LoRA dropout={dropout!r} must be in [0, 1) (0 is fine for small data).")
     targets = _normalise_targets(targets)
@@ -122,6 +126,20 @@ def lora_config(rank: int = 8, alpha: float | None = None, dropout: float = 0.0,
         extra["trainable_token_indices"] = [int(i) for i in trainable_tokens]
     return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
                       bias="none", task_type="CAUSAL_LM", fan_in_fan_out=fan_in_fan_out, **extra)
+
+
+def _refuse_tied_output(model, matched: dict) -> None:
+    """An adapter on an output layer that shares its weight with the input embedding would be
+    merged into both (merging then changes the model): refuse it, naming the fix."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    embed = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    tied = head is not None and embed is not None and head.weight is embed.weight
+    for name, module in matched.items():
+        if tied and module is head:
+            raise ValueError(f"LoRA target {name!r} is the output layer, tied to the input "
+                             "embedding (one weight for both), so merging the adapter would change "
+                             "the embedding too; leave it out (e.g. targets='all-linear' skips it) "
+                             "or untie the model's embeddings first.")
 
 
 def lora_model(model, rank: int = 8, alpha: float | None = None, dropout: float = 0.0,
@@ -143,6 +161,7 @@ def lora_model(model, rank: int = 8, alpha: float | None = None, dropout: float 
         raise ValueError(f"LoRA target regex {config.target_modules!r} matches no module path of "
                          f"this model; choose from {available} (a regex must match a whole "
                          "dotted path, such as '.*\\.(q_proj|v_proj)') or use 'all-linear'.")
+    _refuse_tied_output(model, matched)
     config.fan_in_fan_out = any(isinstance(m, Conv1D) for m in matched.values())
     torch.manual_seed(seed)  # A's random init
     with _quiet_peft():

@@ -50,7 +50,8 @@ def instruction_rows(tokenizer, questions, answers, mask_prompt: bool = True,
 
 def answer_questions(model, tokenizer, questions, max_new_tokens: int = 12) -> list[str]:
     """Greedy answers of a chat model, cut at its end-of-turn (many questions at once)."""
-    from ..core.evaluate import generate_greedy
+    from ..core.evaluate import generate_greedy, validate_prompts
 
+    validate_prompts(questions, "questions")
     prompts = [chat_prompt(tokenizer, q) for q in questions]
     return [text.strip() for text in generate_greedy(model, tokenizer, prompts, max_new_tokens)]
