@@ -40,3 +40,12 @@ def test_non_numbers_are_refused_and_nothing_is_written(tmp_path, monkeypatch, b
 
 def test_collect_of_a_missing_folder_is_empty(tmp_path):
     assert results.collect(tmp_path / "nothing") == {}
+
+
+def test_a_corrupt_results_file_is_one_sentence(tmp_path):
+    from llmup_lib.teaching.results import read
+
+    path = tmp_path / "02_full_finetuning.json"
+    path.write_text('{"domain_excess": 0.08')  # cut off mid-write by an older tool
+    with pytest.raises(ValueError, match="is not valid JSON .* delete it or remake it"):
+        read(path)
