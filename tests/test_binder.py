@@ -76,15 +76,25 @@ def _checkout_copy(dest: Path) -> None:
     shutil.copytree(ROOT, dest, symlinks=True, dirs_exist_ok=True, ignore=ignore)
 
 
-def _run(cmd, *, env, cwd, timeout, what):
+def _run(cmd, *, env, cwd, timeout, what, check=True):
     t0 = time.monotonic()
     out = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                          check=False)
     wall = time.monotonic() - t0
     print(f"{what}: {wall:.0f} s")
-    assert out.returncode == 0, (f"{what} failed (exit {out.returncode}):\n"
-                                 f"{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
+    assert not check or out.returncode == 0, (f"{what} failed (exit {out.returncode}):\n"
+                                              f"{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
     return out, wall
+
+
+KERNEL_START = "Kernel died before replying to kernel_info"
+
+
+def _only_kernel_start_failures(stdout: str) -> bool:
+    """True when every failing item of a pytest summary is a kernel that never started (and
+    there is at least one): then no notebook cell ran, and nothing about the notebooks is known."""
+    bad = [ln for ln in stdout.splitlines() if ln.startswith(("FAILED ", "ERROR "))]
+    return bool(bad) and all(KERNEL_START in ln for ln in bad)
 
 
 def test_binder_files_are_what_repo2docker_reads():
@@ -163,9 +173,27 @@ def test_binder_build_starts_and_runs_notebooks_00_and_01(tmp_path):
     nb_env = dict(env)
     if os.environ.get("OMP_NUM_THREADS"):
         nb_env["OMP_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
-    out, timings["notebooks"] = _run(
-        ["./binder/start", venv_python, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider",
-         "-q", *NOTEBOOKS], env=nb_env, cwd=repo, timeout=900, what="nbval 00 and 01")
+    nbval = ["./binder/start", venv_python, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider",
+             "-q", *NOTEBOOKS]
+    out, timings["notebooks"] = _run(nbval, env=nb_env, cwd=repo, timeout=900,
+                                     what="nbval 00 and 01", check=False)
+    if out.returncode != 0 and _only_kernel_start_failures(out.stdout):
+        # a kernel that dies before its first reply ran no cell: nbval sends its stderr to
+        # /dev/null, and the known cause under xdist is two kernels racing for one TCP port
+        # (jupyter_client picks free ports, then releases them). One retry; a cell that fails
+        # fails the test as before.
+        print("a kernel died at start-up (no cell ran): retrying once")
+        out, timings["notebooks"] = _run(nbval, env=nb_env, cwd=repo, timeout=900,
+                                         what="nbval 00 and 01, retried")
+    assert out.returncode == 0, f"nbval 00 and 01 failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
     summary = out.stdout.strip().splitlines()[-1]
     assert re.search(r"\d+ passed", summary) and "failed" not in summary, summary
     print("binder timings (s):", {k: round(v) for k, v in timings.items()})
+
+
+def test_only_a_kernel_that_never_started_is_retried():
+    died = f"ERROR notebooks/01_baseline.ipynb::Cell 0 - RuntimeError: {KERNEL_START}"
+    assert _only_kernel_start_failures(f"..\n{died}\n{died.replace('Cell 0', 'Cell 1')}\n")
+    assert not _only_kernel_start_failures("11 passed in 3s\n")
+    assert not _only_kernel_start_failures(
+        f"{died}\nFAILED notebooks/00_start_here.ipynb::Cell 4 - AssertionError: check\n")
