@@ -53,6 +53,21 @@ def _train_diverges(c):
     train(c.model(), c.blocks[0], None, _cfg(), loss_fn=_diverging_loss)
 
 
+def _cohere_hidden_cache(c):
+    from transformers import CohereConfig, CohereForCausalLM  # logits = head(hidden) * logit_scale
+
+    config = CohereConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=4, vocab_size=len(c.tok), bos_token_id=0,
+                          eos_token_id=0, pad_token_id=1, max_position_embeddings=64)
+    distill.TeacherCache(CohereForCausalLM(config), c.blocks[1], max_logits_mb=0, progress=False)
+
+
+def _layers_not_found(c):
+    model = c.model()
+    model.config.num_hidden_layers = 5  # the config no longer matches any list of blocks
+    finetune.freeze_except(model, [0])
+
+
 def _checkpoint_dir_is_a_file(c):
     _cfg(checkpoint_dir=c.file("ckpt", b"not a folder"))
 
@@ -203,6 +218,10 @@ ROWS = [
      ["dropout=1.0", "[0, 1)"]),
     ("adapter-other-base", _adapter_on_other_base, ValueError,
      ["hidden_size=32, not 48", "load it onto the base it was trained from"]),
+    ("teacher-cache-head", _cohere_hidden_cache, ValueError,
+     ["CohereForCausalLM's logits are not its output layer", "raise max_logits_mb to 1"]),
+    ("layers-not-found", _layers_not_found, ValueError,
+     ["keeps its 5 decoder layers in no single nn.ModuleList"]),
     ("freeze-layer", lambda c: finetune.freeze_except(c.model(), [5]), ValueError,
      ["Layer 5", "pick indices in [-2, 1]"]),
     ("generate-temperature", lambda c: generate(c.model(), c.tok, "the", 5, temperature=0),

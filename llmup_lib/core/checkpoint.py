@@ -1,6 +1,8 @@
 """Checkpoints: atomic folders with checksums, and exact resume.
 
-A checkpoint is ``step-NNNNNN/``: the model (``save_pretrained``), ``optimizer.pt``,
+A checkpoint is ``step-NNNNNN/``: the model (``config.json`` and ``model.safetensors`` under the
+names of ``model.state_dict()``, so any architecture resumes; a PEFT model's adapter through
+``save_pretrained``), ``optimizer.pt``,
 ``trainer_state.json`` and, written last, ``manifest.json`` with the size and SHA-256 of every
 other file. It is written into ``.tmp-step-NNNNNN/`` and renamed only when complete, so a crash
 (even SIGKILL) leaves either no new folder or a whole one.
@@ -48,7 +50,7 @@ def save_checkpoint(ckpt_dir, model, optimizer, cfg, step: int, history,
     final = ckpt_dir / name
     try:
         with atomic_folder(final) as tmp:  # .tmp-step-NNNNNN/, renamed to step-NNNNNN/ when whole
-            model.save_pretrained(tmp)
+            _save_model(model, tmp)
             torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
             state = {"step": step, "recipe": cfg.recipe(), "loss_recipe": loss_recipe,
                      "history": history,
@@ -72,6 +74,38 @@ def save_checkpoint(ckpt_dir, model, optimizer, cfg, step: int, history,
     for path in old:
         shutil.rmtree(path, ignore_errors=True)
     return final
+
+
+def _save_model(model, folder: Path) -> None:
+    """The weights under ``model.state_dict()``'s own names, a tied tensor once (under its first
+    name, the input embedding, as ``save_pretrained`` keeps it), and ``config.json``; the folder
+    still loads with ``from_pretrained``. Not ``save_pretrained``: transformers 5 renames some
+    weights as it saves (GPT-NeoX's ``lm_head`` is written as ``embed_out``), and a resume reading
+    the file back with ``load_state_dict`` would not find them."""
+    if _is_peft(model):
+        model.save_pretrained(folder)  # the adapter alone; the frozen base is rebuilt
+        return
+    from safetensors.torch import save_file
+
+    tensors, seen = {}, set()
+    for name, value in model.state_dict().items():
+        if _storage(value) not in seen:
+            seen.add(_storage(value))
+            tensors[name] = value.detach().contiguous()
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    model.config.save_pretrained(folder)
+
+
+def _storage(tensor: torch.Tensor) -> tuple:
+    return tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape)
+
+
+def _missing(model, weights: dict) -> list[str]:
+    """``model``'s weights that ``weights`` lacks (a tied one only when none of its names is
+    there)."""
+    present = {_storage(value) for name, value in model.state_dict().items() if name in weights}
+    return [name for name, value in model.state_dict().items()
+            if name not in weights and _storage(value) not in present]
 
 
 def _read_checkpoint(path: Path) -> tuple[dict, dict, dict]:
@@ -103,11 +137,11 @@ _NOT_ARCHITECTURE = {"transformers_version", "_name_or_path", "torch_dtype", "dt
 
 def _refuse_misfit(path: Path, model, weights: dict) -> None:
     """Refuse, before loading anything, weights whose names or shapes do not fit ``model`` (a
-    tied output layer is not saved, so a missing ``lm_head`` is fine)."""
+    tied tensor is saved once, so its other name may be absent)."""
     if _is_peft(model):
         return  # peft maps adapter names itself; its loader reports what does not fit
     own = model.state_dict()
-    missing = [k for k in own if k not in weights and "lm_head" not in k]
+    missing = _missing(model, weights)
     unexpected = [k for k in weights if k not in own]
     shapes = [k for k in weights if k in own and tuple(weights[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or shapes:
@@ -181,8 +215,9 @@ def load_checkpoint(ckpt_dir, model, optimizer, cfg,
 
         missing, unexpected = [], set_peft_model_state_dict(model, weights).unexpected_keys
     else:
-        missing, unexpected = model.load_state_dict(weights, strict=False)
-    if unexpected or [k for k in missing if "lm_head" not in k]:  # a tied head is not saved
+        unexpected = model.load_state_dict(weights, strict=False).unexpected_keys
+        missing = _missing(model, weights)  # a tied tensor is saved under one of its names
+    if unexpected or missing:
         raise ValueError(f"Checkpoint {str(path)!r} does not fit this model (missing {missing[:3]}"
                          f", unexpected {unexpected[:3]}); use a new checkpoint_dir.")
     optimizer.load_state_dict(optim_state)

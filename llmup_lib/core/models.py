@@ -77,22 +77,65 @@ def count_params(model: PreTrainedModel) -> dict:
 
 
 def flops_per_token(config, context: int | None = None) -> dict:
-    """Training FLOPs per token: ``6·N`` for the weights plus the attention term.
+    """Training FLOPs per token of any causal LM config: ``6·N`` for the weights plus the
+    attention term.
 
-    ``N`` counts every matmul weight, the LM head included (it is a ``V×d`` matmul even when
-    tied). The attention scores and the weighted sum cost ``2·2·L·T·d`` forward per token
-    (nanoGPT's ``12·L·d·T`` for forward + backward); causal masking halves the useful part, which
-    we ignore, as PaLM and nanoGPT do.
+    ``N`` counts every matmul weight (``nn.Linear`` and GPT-2's ``Conv1D``), the LM head included
+    (it is a ``V×d`` matmul even when tied), read off the model built on the meta device, so no
+    layout is assumed and nothing is allocated. The attention scores and the weighted sum cost
+    ``2·2·L·T·(heads·head_dim)`` forward per token (nanoGPT's ``12·L·d·T`` for forward +
+    backward when ``heads·head_dim = d``); causal masking halves the useful part, which we ignore,
+    as PaLM and nanoGPT do, and so are sliding windows. A mixture of experts counts every expert.
     """
-    d, L = config.hidden_size, config.num_hidden_layers
+    L = config.num_hidden_layers
     T = context or config.max_position_embeddings
-    kv = config.num_key_value_heads * (d // config.num_attention_heads)
-    per_layer = d * d * 2 + d * kv * 2 + 3 * d * config.intermediate_size
-    n_matmul = L * per_layer + config.vocab_size * d
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    n_matmul = _matmul_weights(config)
     weights = 6 * n_matmul
-    attention = 12 * L * T * d
+    attention = 12 * L * T * heads * head_dim
     return {"weights": weights, "attention": attention, "total": weights + attention,
             "n_matmul_params": n_matmul}
+
+
+_MATMUL_WEIGHTS: dict[tuple[str, str], int] = {}
+
+
+def _matmul_weights(config) -> int:
+    """Weights of every matmul in the model ``config`` describes (cached by the config's JSON)."""
+    from transformers.pytorch_utils import Conv1D
+
+    key = (type(config).__name__, config.to_json_string(use_diff=False))
+    if key not in _MATMUL_WEIGHTS:
+        with torch.device("meta"):  # shapes only: no memory, no initialisation
+            model = AutoModelForCausalLM.from_config(config)
+        _MATMUL_WEIGHTS[key] = sum(m.weight.numel() for m in model.modules()
+                                   if isinstance(m, (torch.nn.Linear, Conv1D)))
+    return _MATMUL_WEIGHTS[key]
+
+
+def decoder_layers(model) -> tuple[str, torch.nn.ModuleList]:
+    """The stack of decoder blocks of any causal LM, and its name: ``model.layers`` (Llama,
+    Qwen2, Gemma2, Phi), ``transformer.h`` (GPT-2), ``gpt_neox.layers``, ``model.decoder.layers``
+    (OPT). It is the outermost ``nn.ModuleList`` with one entry per layer of the config."""
+    n = model.config.num_hidden_layers
+    found = [(name, module) for name, module in model.named_modules()
+             if isinstance(module, torch.nn.ModuleList) and len(module) == n]
+    if not found:
+        raise ValueError(f"{type(model).__name__} keeps its {n} decoder layers in no single "
+                         "nn.ModuleList, so this helper cannot find them; pass a model whose "
+                         "blocks are one ModuleList, as in every transformers causal LM.")
+    return min(found, key=lambda item: item[0].count("."))
+
+
+def final_norm(model) -> torch.nn.Module | None:
+    """The normalisation after the last decoder block (``model.norm``, GPT-2's ``ln_f``, OPT's
+    ``final_layer_norm``, Phi's ``final_layernorm``), or None when the model has none: the last
+    norm module outside the decoder layers."""
+    prefix, _ = decoder_layers(model)
+    norms = [module for name, module in model.named_modules()
+             if "norm" in type(module).__name__.lower() and not name.startswith(prefix + ".")]
+    return norms[-1] if norms else None
 
 
 def load_model(name_or_path: str | os.PathLike, **kwargs) -> PreTrainedModel:

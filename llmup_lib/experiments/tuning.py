@@ -74,12 +74,9 @@ def validate_task(task) -> str:
 
 def validate_method(method, task: str = "domain") -> str:
     if validate_task(task) == "distill":
-        from ..tasks.students import DISTILL_METHODS
+        from ..tasks.students import validate_method as validate_distill_method
 
-        if method not in DISTILL_METHODS:
-            raise ValueError(f"Unknown distillation method {method!r}; use one of "
-                             f"{', '.join(DISTILL_METHODS)}.")
-        return method
+        return validate_distill_method(method)
     if not isinstance(method, str) or not _METHOD.match(method):
         raise ValueError(f"Unknown method {method!r}; use 'full', 'scratch', 'larger' or "
                          "'lora-rK' with a rank K >= 1, e.g. 'lora-r2'.")

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..core.memory import validate_distill_fits
+from ..core.models import decoder_layers
 from ..core.train import TrainConfig, TrainResult, causal_lm_loss, split_blocks, train
 
 DIVERGENCES = ("forward", "reverse", "jsd")
@@ -181,18 +182,21 @@ class TeacherCache:
     ``context × width`` (128 instead of 1,024 numbers per position), and one matmul with its output
     layer turns them back into the exact logits. So the cache keeps logits when they fit in
     ``max_logits_mb`` and hidden states otherwise, and either way the teacher's forward pass is
-    paid once instead of once per step of every student. (Hidden states need a plain linear
-    head, as in Llama and GPT-NeoX.)
+    paid once instead of once per step of every student. Hidden states need logits that are
+    the output layer of the last hidden state, softcapped where the config says so (Gemma2's
+    ``final_logit_softcapping``); the first batch is checked against the teacher's own logits, and
+    a teacher whose head does anything else is refused.
     """
 
     def __init__(self, teacher, blocks, batch_size: int = 32, max_logits_mb: float = 256,
                  progress: bool = True):
         inputs, _ = split_blocks(blocks)
         self.head = teacher.get_output_embeddings()
+        self.softcap = getattr(teacher.config, "final_logit_softcapping", None)
         self.vocab_size = self.head.weight.shape[0]
         self.n_blocks = len(inputs)
-        self.stores = ("logits" if inputs.numel() * self.vocab_size * 4 / 2**20 <= max_logits_mb
-                       else "hidden")
+        self.logits_mb = inputs.numel() * self.vocab_size * 4 / 2**20
+        self.stores = "logits" if self.logits_mb <= max_logits_mb else "hidden"
         device = self.head.weight.device
         was_training = teacher.training
         teacher.eval()
@@ -204,9 +208,27 @@ class TeacherCache:
                     parts.append(teacher(input_ids=x).logits.float().cpu())
                 else:
                     hidden = teacher.get_decoder()(input_ids=x).last_hidden_state
+                    if not parts:
+                        self._check_head(teacher, x, hidden)
                     parts.append(hidden.float().cpu())
         teacher.train(was_training)
         self.values = torch.cat(parts)
+
+    def _head(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.head(hidden).float()
+        if self.softcap:  # Gemma2: logits = c·tanh(logits / c)
+            logits = self.softcap * torch.tanh(logits / self.softcap)
+        return logits
+
+    def _check_head(self, teacher, x: torch.Tensor, hidden: torch.Tensor) -> None:
+        """Refuse a teacher whose logits are not ``_head`` of its last hidden state."""
+        want = teacher(input_ids=x).logits.float()
+        gap = float((self._head(hidden) - want).abs().max())
+        if not gap <= 1e-3 * max(1.0, float(want.abs().max())):
+            raise ValueError(f"{type(teacher).__name__}'s logits are not its output layer applied"
+                             f" to its last hidden state (they differ by up to {gap:.3g}), so the "
+                             "cache cannot keep hidden states; raise max_logits_mb to "
+                             f"{math.ceil(self.logits_mb)} so it keeps the logits.")
 
     @property
     def nbytes(self) -> int:
@@ -217,7 +239,7 @@ class TeacherCache:
         """The teacher's logits for training blocks ``rows``: ``[len(rows), context, vocab]``."""
         if self.stores == "logits":
             return self.values[rows].to(self.head.weight.device)
-        return self.head(self.values[rows].to(self.head.weight.device)).float()
+        return self._head(self.values[rows].to(self.head.weight.device))
 
 
 def teacher_vocab(teacher) -> int:
@@ -304,23 +326,29 @@ def gap_closed(scratch_loss: float, student_loss: float, teacher_loss: float) ->
 def half_depth_student(teacher, from_teacher: bool = True, seed: int = 0):
     """A student with every other layer of ``teacher`` (layers 0, 2, ...) at the teacher's
     width. ``from_teacher`` copies those layers, the embeddings and the final norm (DistilBERT's
-    initialisation, Sanh et al. 2019); otherwise the same shape from random weights."""
-    from transformers import LlamaForCausalLM
-
-    keep = list(range(0, teacher.config.num_hidden_layers, 2))
-    config = teacher.config.__class__.from_dict(
-        {**teacher.config.to_dict(), "num_hidden_layers": len(keep)})
+    initialisation, Sanh et al. 2019); otherwise the same shape from random weights. Any
+    transformers causal LM: the layer stack is found by ``decoder_layers``, and per-layer config
+    lists (``layer_types``: Gemma2's sliding/full attention, Qwen2's) keep the kept layers' entries.
+    """
+    prefix, layers = decoder_layers(teacher)
+    keep = list(range(0, len(layers), 2))
+    fields = teacher.config.to_dict()
+    n_layers_key = teacher.config.attribute_map.get("num_hidden_layers", "num_hidden_layers")
+    fields[n_layers_key] = len(keep)  # GPT-2 calls it n_layer
+    if isinstance(fields.get("layer_types"), list):
+        fields["layer_types"] = [fields["layer_types"][i] for i in keep]
+    config = teacher.config.__class__.from_dict(fields)
     torch.manual_seed(seed)
-    student = LlamaForCausalLM(config).to(next(teacher.parameters()).device)
+    weights = next(teacher.parameters())
+    student = type(teacher)(config).to(device=weights.device, dtype=weights.dtype)
     if from_teacher:
-        state = teacher.state_dict()
         renamed = {}
-        for name, value in state.items():
-            if name.startswith("model.layers."):
-                index, rest = name[len("model.layers."):].split(".", 1)
+        for name, value in teacher.state_dict().items():
+            if name.startswith(prefix + "."):
+                index, rest = name[len(prefix) + 1:].split(".", 1)
                 if int(index) not in keep:
                     continue
-                name = f"model.layers.{keep.index(int(index))}.{rest}"
+                name = f"{prefix}.{keep.index(int(index))}.{rest}"
             renamed[name] = value
         student.load_state_dict(renamed)
     return student

@@ -13,6 +13,8 @@ import copy
 
 import torch
 
+from ..core.models import decoder_layers, final_norm
+
 
 # ----------------------------------------------------------------------------- accounting
 
@@ -40,7 +42,7 @@ def freeze_except(model, layers: list[int], train_norm: bool = True, train_embed
     """A copy of ``model`` where only the decoder ``layers`` (negative counts from the top) train,
     plus the final norm (``train_norm``) and the tied embedding/head (``train_embeddings``)."""
     model = copy.deepcopy(model)
-    blocks = model.model.layers
+    _, blocks = decoder_layers(model)  # model.layers, transformer.h, gpt_neox.layers, ...
     n = len(blocks)
     chosen = set()
     for i in layers:
@@ -52,8 +54,9 @@ def freeze_except(model, layers: list[int], train_norm: bool = True, train_embed
         p.requires_grad_(False)
     for i in chosen:
         blocks[i].requires_grad_(True)
-    if train_norm:
-        model.model.norm.requires_grad_(True)
+    norm = final_norm(model)
+    if train_norm and norm is not None:  # some models (OPT-350m) have no final norm
+        norm.requires_grad_(True)
     if train_embeddings:
         model.get_input_embeddings().requires_grad_(True)
     return model

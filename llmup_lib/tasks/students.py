@@ -29,7 +29,7 @@ DISTILL_METHODS = tuple(DISTILL_SETTINGS)
 
 
 def validate_method(method) -> str:
-    if method not in DISTILL_SETTINGS:
+    if method not in DISTILL_METHODS:  # a tuple: an unhashable value is refused too
         raise ValueError(f"Unknown distillation method {method!r}; use one of "
                          f"{', '.join(DISTILL_METHODS)}.")
     return method
