@@ -62,6 +62,13 @@ def _cohere_hidden_cache(c):
     distill.TeacherCache(CohereForCausalLM(config), c.blocks[1], max_logits_mb=0, progress=False)
 
 
+def _save_adapter_of_plain_model(c):
+    try:
+        lora.save_adapter(c.model(), c.tmp / "adapter")
+    finally:
+        assert list(c.tmp.iterdir()) == [], "a refused save leaves nothing behind"
+
+
 def _layers_not_found(c):
     model = c.model()
     model.config.num_hidden_layers = 5  # the config no longer matches any list of blocks
@@ -222,6 +229,8 @@ ROWS = [
      ["CohereForCausalLM's logits are not its output layer", "raise max_logits_mb to 1"]),
     ("layers-not-found", _layers_not_found, ValueError,
      ["keeps its 5 decoder layers in no single nn.ModuleList"]),
+    ("save-adapter-plain-model", _save_adapter_of_plain_model, ValueError,
+     ["not a plain LlamaForCausalLM, which has no adapter", "model.save_pretrained(path)"]),
     ("freeze-layer", lambda c: finetune.freeze_except(c.model(), [5]), ValueError,
      ["Layer 5", "pick indices in [-2, 1]"]),
     ("generate-temperature", lambda c: generate(c.model(), c.tok, "the", 5, temperature=0),

@@ -177,6 +177,10 @@ def save_adapter(peft_model: PeftModel, path) -> int:
     size in bytes. The base model is not copied: that is the point of an adapter."""
     from ..store import atomic_folder
 
+    if not isinstance(peft_model, PeftModel):
+        raise ValueError(f"save_adapter needs a model from lora_model, not a plain "
+                         f"{type(peft_model).__name__}, which has no adapter; save a whole model "
+                         "with model.save_pretrained(path).")
     with atomic_folder(path) as tmp, _quiet_peft():
         peft_model.save_pretrained(tmp)
         meta = {"base_config": _architecture(peft_model.get_base_model().config)}
