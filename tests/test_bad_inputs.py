@@ -9,7 +9,7 @@ import torch
 
 import llmup_lib.core.train as T
 from llmup_lib.experiments import capacity, extraction, runner, sweep, tuning
-from llmup_lib.teaching import claims, distributions, results, widgets
+from llmup_lib.teaching import claims, distributions, fronts, results, widgets
 from llmup_lib.core import corpora, models
 from llmup_lib.core import family
 from llmup_lib.methods import distill, finetune, lora, scaling
@@ -67,6 +67,23 @@ def _save_adapter_of_plain_model(c):
         lora.save_adapter(c.model(), c.tmp / "adapter")
     finally:
         assert list(c.tmp.iterdir()) == [], "a refused save leaves nothing behind"
+
+
+def _front_of_two(c):
+    point = dict(method="lora-r4", n=3, domain_excess_std=0.0, forgetting_std=0.0)
+    fronts.front([dict(point, lr=1e-3, domain_excess=0.8, forgetting=0.4),
+                  dict(point, lr=3e-3, domain_excess=0.5, forgetting=1.0),
+                  dict(point, lr=1e-1, domain_excess=4.7, forgetting=7.5)])  # diverged
+
+
+def _best_rate_on_the_edge(c):
+    import warnings
+
+    rows = [{"method": "full", "lr": lr, "domain_excess": x}
+            for lr, x in [(1e-3, 0.5), (3e-3, 0.3), (1e-2, 0.2)]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning, raised here so the row can check its text
+        runner.best_rates(rows, "method", "domain_excess")
 
 
 def _layers_not_found(c):
@@ -231,6 +248,12 @@ ROWS = [
      ["keeps its 5 decoder layers in no single nn.ModuleList"]),
     ("save-adapter-plain-model", _save_adapter_of_plain_model, ValueError,
      ["not a plain LlamaForCausalLM, which has no adapter", "model.save_pretrained(path)"]),
+    ("front-too-few-points", _front_of_two, ValueError,
+     ["The front of 'lora-r4' has 2 point(s)", "so at least 3 are on it"]),
+    ("forgetting-tolerance", lambda c: fronts.validate_tolerance(25), ValueError,
+     ["tolerance=25 must be in (0, 10]", "pass e.g. 0.25"]),
+    ("grid-edge", _best_rate_on_the_edge, UserWarning,
+     ["best rate 0.01 is the highest of its grid (0.001, 0.003, 0.01)", "add 0.03 to the grid"]),
     ("freeze-layer", lambda c: finetune.freeze_except(c.model(), [5]), ValueError,
      ["Layer 5", "pick indices in [-2, 1]"]),
     ("generate-temperature", lambda c: generate(c.model(), c.tok, "the", 5, temperature=0),

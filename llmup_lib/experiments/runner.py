@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import warnings
 from dataclasses import asdict, dataclass, is_dataclass
 from datetime import date
 from pathlib import Path
@@ -215,12 +216,25 @@ def best_rates(rows, group: str, metric: str, rule: str = "one_std") -> dict:
     out = {}
     for g, stats in rate_stats(rows, group, metric).items():
         lowest = min(stats, key=lambda lr: stats[lr][0])
+        warn_edge(g, lowest, sorted(stats))
         if rule == "lowest":
             out[g] = lowest
         else:
             bar = stats[lowest][0] + stats[lowest][1]
             out[g] = min(lr for lr, s in stats.items() if s[0] <= bar)
     return out
+
+
+def warn_edge(group, best: float, rates: list[float]) -> None:
+    """Warn when the best mean sits at an end of a grid of 3 or more rates: the optimum may lie
+    beyond it, so the grid should grow that way (the warning names the rate to add)."""
+    if len(rates) < 3 or rates[0] < best < rates[-1]:
+        return
+    side, add = ("highest", best * 3) if best == rates[-1] else ("lowest", best / 3)
+    grid = ", ".join(f"{r:g}" for r in rates)
+    warnings.warn(f"{group}'s best rate {best:g} is the {side} of its grid ({grid}), so the "
+                  f"optimum may lie beyond it; add {add:.2g} to the grid (experiment ... "
+                  "--extend).", stacklevel=3)
 
 
 # --------------------------------------------------------------------------- workers

@@ -99,6 +99,23 @@ def claim_lora_vs_full(start_excess: float, lora: dict, full: dict,
 
 
 
+def claim_below_front(gaps: list[dict], what: str, stds: float = 2.0, min_points: int = 2) -> float:
+    """Notebook 03: ``gaps`` are a method's ``fronts.matched_gaps`` against full fine-tuning's
+    front. The method forgets more than full fine-tuning at the same domain excess, beyond
+    ``stds`` seed deviations, at each of at least ``min_points`` matched points. Returns the
+    smallest gap in seed deviations. A method on full fine-tuning's own curve fails (a null), and
+    so does one with fewer matched points (nothing was compared)."""
+    if len(gaps) < min_points:
+        raise ClaimFailed(f"{what}: {len(gaps)} point(s) inside full fine-tuning's range of domain "
+                          f"excess, not {min_points}: nothing to compare at matched learning.")
+    weakest = min(g["in_stds"] for g in gaps)
+    if not weakest > stds:
+        raise ClaimFailed(f"{what}: at the same domain excess it forgets within {weakest:.1f} "
+                          f"seed deviations of full fine-tuning (needed > {stds:g}): on its front,"
+                          " not below it.")
+    return weakest
+
+
 def claim_masking(masked, unmasked, few_shot: float, spreads: float = 3.0,
                   min_gap: float = 0.05, min_lift: float = 0.3) -> float:
     """Notebook 04: held-out exact match, one value per seed. Instruction tuning with the

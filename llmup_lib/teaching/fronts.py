@@ -1,0 +1,139 @@
+"""Learning–forgetting fronts: compare fine-tuning methods over their rates, not at one point.
+
+A method's run at one learning rate is one point: how much of the domain it learned (domain
+excess over the floor, lower is better) against how much it forgot (general-loss rise over the
+base model, lower is better). Raising the rate moves a method along a curve, so comparing two
+methods at rates one metric chose says more about the rates than about the methods. The
+**front** of a method is its points that no other rate of the same method beats on both axes.
+Two methods are then compared *at matched learning* (each one's forgetting, read off its front at
+the same domain excess) or *at matched forgetting*; Biderman et al. (2024) found LoRA and full
+fine-tuning on one such curve for code and maths.
+
+Fronts are read from a tuning table (``experiments.tuning``: method × rate × seed) through
+``front_points``; interpolation between a front's points is linear in log domain excess.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import statistics
+
+LEARNING, FORGETTING = "domain_excess", "forgetting"
+
+
+def front_points(table: dict, method: str, base_general_loss: float) -> list[dict]:
+    """``method``'s runs in a tuning table, one point per rate: ``lr``, the seed count ``n``,
+    the mean and seed deviation of the domain excess and of the forgetting (general loss minus
+    the base model's), and of the world facts, sorted by rate."""
+    groups: dict[float, list[dict]] = {}
+    for row in table["rows"]:
+        if row["method"] == method:
+            groups.setdefault(row["lr"], []).append(row)
+    if not groups:
+        raise ValueError(f"The table has no runs of {method!r}; it has "
+                         f"{sorted({r['method'] for r in table['rows']})}.")
+    points = []
+    for lr, rows in sorted(groups.items()):
+        values = {LEARNING: [r["domain_excess"] for r in rows],
+                  FORGETTING: [r["general_loss"] - base_general_loss for r in rows],
+                  "world_facts": [r["world_facts"] for r in rows]}
+        point = {"method": method, "lr": lr, "n": len(rows)}
+        for key, vals in values.items():
+            point[key] = statistics.mean(vals)
+            point[key + "_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        points.append(point)
+    return points
+
+
+def front(points: list[dict]) -> list[dict]:
+    """The points no other point beats on both axes (lower domain excess *and* lower
+    forgetting), sorted by domain excess; at least 3, or a front is not a curve."""
+    kept = [p for p in points
+            if not any(q[LEARNING] <= p[LEARNING] and q[FORGETTING] <= p[FORGETTING]
+                       and (q[LEARNING], q[FORGETTING]) != (p[LEARNING], p[FORGETTING])
+                       for q in points)]
+    kept.sort(key=lambda p: p[LEARNING])
+    if len(kept) < 3:
+        method = points[0]["method"] if points else "?"
+        rates = ", ".join(f"{p['lr']:g}" for p in kept)
+        raise ValueError(f"The front of {method!r} has {len(kept)} point(s) (rates {rates}), "
+                         "too few to read a curve from; add rates to its grid (python -m "
+                         "llmup_lib experiment tune --grid ... --extend) so at least 3 are on it.")
+    return kept
+
+
+def read_front(curve: list[dict], at: float, along: str = LEARNING) -> dict | None:
+    """The front's value and seed deviation of the *other* axis at ``at`` on axis ``along``
+    (linear between neighbouring points, in log domain excess), or None outside its range."""
+    other = FORGETTING if along == LEARNING else LEARNING
+    ordered = sorted(curve, key=lambda p: p[along])
+    lo, hi = ordered[0][along], ordered[-1][along]
+    if not lo <= at <= hi:
+        return None
+    scale = math.log if along == LEARNING else (lambda v: v)
+    for a, b in zip(ordered, ordered[1:]):
+        if a[along] <= at <= b[along]:
+            span = scale(b[along]) - scale(a[along])
+            w = 0.0 if span == 0 else (scale(at) - scale(a[along])) / span
+            return {other: (1 - w) * a[other] + w * b[other],
+                    other + "_std": (1 - w) * a[other + "_std"] + w * b[other + "_std"]}
+    return {other: ordered[-1][other], other + "_std": ordered[-1][other + "_std"]}
+
+
+def matched_gaps(curve: list[dict], reference: list[dict], along: str = LEARNING) -> list[dict]:
+    """For each point of ``curve`` inside ``reference``'s range on ``along``: the other axis's
+    gap to ``reference`` at the same ``along`` value (positive: ``curve`` is worse), and that gap
+    in seed deviations (both sides' deviations combined). Points outside the range are left
+    out: a front says nothing beyond its ends."""
+    other = FORGETTING if along == LEARNING else LEARNING
+    gaps = []
+    for p in curve:
+        ref = read_front(reference, p[along], along)
+        if ref is None:
+            continue
+        gap = p[other] - ref[other]
+        spread = math.hypot(p[other + "_std"], ref[other + "_std"])
+        gaps.append({"lr": p["lr"], along: p[along], "gap": gap,
+                     "in_stds": gap / spread if spread > 0 else math.copysign(math.inf, gap)})
+    return gaps
+
+
+def verdict(gaps: list[dict], stds: float = 2.0) -> str | None:
+    """Where a method lies against the reference front, from its ``matched_gaps``: ``"on"``
+    (every gap within ``stds`` seed deviations), ``"below"`` (every one worse beyond them),
+    ``"above"`` (every one better), ``"mixed"``, or None when no point could be matched."""
+    if not gaps:
+        return None
+    if all(abs(g["in_stds"]) <= stds for g in gaps):
+        return "on"
+    if all(g["in_stds"] > stds for g in gaps):
+        return "below"
+    if all(g["in_stds"] < -stds for g in gaps):
+        return "above"
+    return "mixed"
+
+
+def same_front(curve: list[dict], reference: list[dict], stds: float = 2.0) -> bool | None:
+    """True when every matched point of ``curve`` forgets within ``stds`` seed deviations of
+    ``reference`` at the same domain excess; None when no point can be matched."""
+    found = verdict(matched_gaps(curve, reference), stds)
+    return None if found is None else found == "on"
+
+
+def validate_tolerance(tolerance) -> float:
+    """A forgetting tolerance: the general loss's allowed rise over the base, as a fraction."""
+    if (isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real)
+            or not 0 < tolerance <= 10):
+        raise ValueError(f"tolerance={tolerance!r} must be in (0, 10]: the general loss's allowed "
+                         "rise over the base model, as a fraction; pass e.g. 0.25 (25 %).")
+    return float(tolerance)
+
+
+def operating_point(points: list[dict], base_general_loss: float, tolerance: float) -> dict | None:
+    """The point that learns most (lowest domain excess) among those whose mean general loss
+    stays within ``tolerance`` (a fraction) of the base model's; None when none does. A rule
+    that reads both axes, unlike choosing by domain excess alone."""
+    limit = validate_tolerance(tolerance) * base_general_loss
+    within = [p for p in points if p[FORGETTING] <= limit]
+    return min(within, key=lambda p: p[LEARNING]) if within else None

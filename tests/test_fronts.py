@@ -1,0 +1,108 @@
+import math
+import warnings
+
+import pytest
+
+from llmup_lib.experiments.runner import best_rates
+from llmup_lib.teaching.fronts import (front, front_points, matched_gaps, operating_point,
+                                       read_front, same_front, validate_tolerance)
+
+BASE = 1.0
+
+
+def point(x, f, sx=0.01, sf=0.01, lr=None, method="m"):
+    return {"method": method, "lr": lr if lr is not None else x, "n": 3, "domain_excess": x,
+            "domain_excess_std": sx, "forgetting": f, "forgetting_std": sf}
+
+
+def table(method, runs):
+    """Rows of a tuning table: runs is [(lr, seed, domain_excess, general_loss)]."""
+    return {"rows": [{"method": method, "lr": lr, "seed": s, "domain_excess": x,
+                      "general_loss": g, "world_facts": 0.5} for lr, s, x, g in runs]}
+
+
+REFERENCE = [point(0.1, 2.0), point(0.2, 1.0), point(0.4, 0.5), point(0.8, 0.25)]
+
+
+def test_front_points_average_seeds_and_measure_forgetting_from_the_base():
+    t = table("full", [(1e-3, 0, 0.2, 1.5), (1e-3, 1, 0.4, 2.5), (3e-4, 0, 0.5, 1.1)])
+    points = front_points(t, "full", base_general_loss=BASE)
+    assert [p["lr"] for p in points] == [3e-4, 1e-3]
+    assert points[1]["domain_excess"] == pytest.approx(0.3)
+    assert points[1]["forgetting"] == pytest.approx(1.0)  # mean general loss 2.0 minus the base
+    assert points[1]["forgetting_std"] == pytest.approx(math.sqrt(0.5))
+    assert points[0]["n"] == 1 and points[0]["forgetting_std"] == 0.0
+    with pytest.raises(ValueError, match=r"no runs of 'lora-r4'.*\['full'\]"):
+        front_points(t, "lora-r4", BASE)
+
+
+def test_front_drops_points_beaten_on_both_axes():
+    diverged = point(3.0, 8.0)  # a rate too high: worse on both axes than every other
+    kept = front(REFERENCE[::-1] + [diverged])
+    assert [p["domain_excess"] for p in kept] == [0.1, 0.2, 0.4, 0.8]
+    with pytest.raises(ValueError, match=r"'m' has 2 point\(s\).*at least 3"):
+        front([point(0.1, 2.0), point(0.2, 1.0), point(0.3, 3.0)])
+
+
+def test_read_front_interpolates_in_log_excess_and_says_nothing_beyond_its_ends():
+    assert read_front(REFERENCE, 0.2)["forgetting"] == pytest.approx(1.0)
+    assert read_front(REFERENCE, math.sqrt(0.02))["forgetting"] == pytest.approx(1.5)
+    assert read_front(REFERENCE, 0.05) is None and read_front(REFERENCE, 0.9) is None
+    # and the other way: domain excess at a matched forgetting
+    assert read_front(REFERENCE, 0.75, along="forgetting")["domain_excess"] == pytest.approx(0.3)
+
+
+def test_the_same_curve_is_on_the_front_and_a_worse_one_is_not():
+    # a null: another method on the very same curve, seed noise well inside 2 deviations
+    same = [point(0.15, 1.415 + 0.01), point(0.3, 0.707 - 0.01), point(0.6, 0.354)]
+    assert same_front(same, REFERENCE) is True
+    # broken: the same learning for 0.2 nats more forgetting, 14 seed deviations
+    worse = [point(p["domain_excess"], p["forgetting"] + 0.2) for p in same]
+    assert same_front(worse, REFERENCE) is False
+    gaps = matched_gaps(worse, REFERENCE)
+    assert [g["gap"] for g in gaps] == [pytest.approx(0.2, abs=0.011)] * 3  # the 0.01 noise
+    assert all(g["in_stds"] > 2 for g in gaps)
+    # nothing to match: every point beyond the reference's range
+    assert same_front([point(2.0, 0.1), point(3.0, 0.05)], REFERENCE) is None
+
+
+def test_operating_point_learns_most_within_the_forgetting_tolerance():
+    assert operating_point(REFERENCE, BASE, 0.6)["domain_excess"] == 0.4
+    assert operating_point(REFERENCE, BASE, 2.0)["domain_excess"] == 0.1
+    assert operating_point(REFERENCE, BASE, 0.1) is None
+
+
+@pytest.mark.parametrize("bad", [0, -0.1, 11, True, "0.25", float("nan")])
+def test_a_tolerance_outside_0_to_10_is_refused(bad):
+    with pytest.raises(ValueError, match=r"must be in \(0, 10\].*0.25"):
+        validate_tolerance(bad)
+
+
+def test_a_best_rate_on_the_edge_of_its_grid_warns_with_the_rate_to_add():
+    rows = [{"method": "full", "lr": lr, "domain_excess": x}
+            for lr, x in [(1e-3, 0.5), (3e-3, 0.3), (1e-2, 0.2)]]
+    with pytest.warns(UserWarning, match=r"best rate 0.01 is the highest.*add 0.03"):
+        assert best_rates(rows, "method", "domain_excess") == {"full": 1e-2}
+    inside = rows + [{"method": "full", "lr": 3e-2, "domain_excess": 0.9}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        best_rates(inside, "method", "domain_excess")
+
+
+def test_verdicts_and_the_below_front_claim_fail_on_a_null():
+    from llmup_lib.teaching.claims import ClaimFailed, claim_below_front
+    from llmup_lib.teaching.fronts import verdict
+
+    same = [point(0.15, 1.42), point(0.3, 0.70), point(0.6, 0.354)]
+    worse = [point(p["domain_excess"], p["forgetting"] + 0.2) for p in same]
+    better = [point(p["domain_excess"], p["forgetting"] - 0.2) for p in same]
+    assert verdict(matched_gaps(same, REFERENCE)) == "on"
+    assert verdict(matched_gaps(worse, REFERENCE)) == "below"
+    assert verdict(matched_gaps(better, REFERENCE)) == "above"
+    assert verdict(matched_gaps(same[:1] + worse[1:], REFERENCE)) == "mixed"
+    assert verdict([]) is None
+    assert claim_below_front(matched_gaps(worse, REFERENCE), "LoRA r=4") > 2
+    with pytest.raises(ClaimFailed, match="on its front, not below it"):
+        claim_below_front(matched_gaps(same, REFERENCE), "LoRA r=4")  # the null
+    with pytest.raises(ClaimFailed, match="1 point"):
+        claim_below_front(matched_gaps(worse[:1], REFERENCE), "LoRA r=4")
