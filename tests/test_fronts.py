@@ -106,3 +106,16 @@ def test_verdicts_and_the_below_front_claim_fail_on_a_null():
         claim_below_front(matched_gaps(same, REFERENCE), "LoRA r=4")  # the null
     with pytest.raises(ClaimFailed, match="1 point"):
         claim_below_front(matched_gaps(worse[:1], REFERENCE), "LoRA r=4")
+
+
+def test_best_within_reads_the_front_where_it_crosses_the_tolerance():
+    from llmup_lib.teaching.fronts import best_within
+
+    curve = [dict(p, lr=lr) for p, lr in zip(REFERENCE, (1e-2, 3e-3, 1e-3, 3e-4))]
+    # a rise of 0.75 falls between 0.5 (lr 1e-3, excess 0.4) and 1.0 (lr 3e-3, excess 0.2)
+    found = best_within(curve, BASE, 0.75)
+    assert found["domain_excess"] == pytest.approx(0.3) and found["rates"] == (1e-3, 3e-3)
+    assert best_within(curve, BASE, 5.0) == {"domain_excess": 0.1, "rates": (1e-2,)}
+    assert best_within(curve, BASE, 0.1) is None  # even the gentlest rate forgets 0.25
+    with pytest.raises(ValueError, match="tolerance=0"):
+        best_within(curve, BASE, 0)

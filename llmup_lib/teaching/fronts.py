@@ -137,3 +137,23 @@ def operating_point(points: list[dict], base_general_loss: float, tolerance: flo
     limit = validate_tolerance(tolerance) * base_general_loss
     within = [p for p in points if p[FORGETTING] <= limit]
     return min(within, key=lambda p: p[LEARNING]) if within else None
+
+
+def best_within(curve: list[dict], base_general_loss: float, tolerance: float) -> dict | None:
+    """The least domain excess a method's front reaches while its general loss stays within
+    ``tolerance`` (a fraction) of the base model's: ``{"domain_excess", "rates"}``. Where the
+    limit falls between two rates of the front, the excess is read off the front there (linear in
+    forgetting) and ``rates`` names both, since a rate between them would reach it; where the
+    front stays inside the limit, it is the front's best point. None when even the gentlest point
+    forgets more."""
+    limit = validate_tolerance(tolerance) * base_general_loss
+    ordered = sorted(curve, key=lambda p: p[FORGETTING])
+    if ordered[0][FORGETTING] > limit:
+        return None
+    if ordered[-1][FORGETTING] <= limit:
+        best = min(curve, key=lambda p: p[LEARNING])
+        return {LEARNING: best[LEARNING], "rates": (best["lr"],)}
+    inside = max((p for p in ordered if p[FORGETTING] <= limit), key=lambda p: p[FORGETTING])
+    outside = min((p for p in ordered if p[FORGETTING] > limit), key=lambda p: p[FORGETTING])
+    return {LEARNING: read_front(curve, limit, along=FORGETTING)[LEARNING],
+            "rates": tuple(sorted((inside["lr"], outside["lr"])))}
