@@ -91,7 +91,7 @@ def _save_model(model, folder: Path) -> None:
     for name, value in model.state_dict().items():
         if _storage(value) not in seen:
             seen.add(_storage(value))
-            tensors[name] = value.detach().contiguous()
+            tensors[name] = value.detach().cpu().contiguous()  # safetensors writes from host memory
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
     model.config.save_pretrained(folder)
 
