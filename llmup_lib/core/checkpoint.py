@@ -210,16 +210,15 @@ def load_checkpoint(ckpt_dir, model, optimizer, cfg,
                              f"{state['model_config'].get(key)}, not {now_config.get(key)}; "
                              "build the same model to resume, or use a new checkpoint_dir.")
     _refuse_misfit(path, model, weights)  # before anything is loaded: a refusal changes nothing
-    if _is_peft(model):
+    if _is_peft(model):  # peft maps the adapter's names itself and reports what did not fit
         from peft import set_peft_model_state_dict
 
-        missing, unexpected = [], set_peft_model_state_dict(model, weights).unexpected_keys
-    else:
-        unexpected = model.load_state_dict(weights, strict=False).unexpected_keys
-        missing = _missing(model, weights)  # a tied tensor is saved under one of its names
-    if unexpected or missing:
-        raise ValueError(f"Checkpoint {str(path)!r} does not fit this model (missing {missing[:3]}"
-                         f", unexpected {unexpected[:3]}); use a new checkpoint_dir.")
+        unexpected = set_peft_model_state_dict(model, weights).unexpected_keys
+        if unexpected:
+            raise ValueError(f"Checkpoint {str(path)!r} does not fit this model (unexpected "
+                             f"{unexpected[:3]}); use a new checkpoint_dir.")
+    else:  # names and shapes were checked by _refuse_misfit, tied tensors included
+        model.load_state_dict(weights, strict=False)
     optimizer.load_state_dict(optim_state)
     torch.set_rng_state(torch.tensor(state["rng"], dtype=torch.uint8))
     return state["step"], state["history"]
