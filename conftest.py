@@ -46,11 +46,12 @@ if nbval_plugin is not None:
 # in order) whole on one worker. Not `loadgroup`: under pytest 9 the group suffix xdist writes
 # into `item._nodeid` no longer reaches `item.nodeid`, and a notebook's cells were split.
 
-# The long files, slowest first (cold wall time on 2 cores, 2026-11-30: the Binder build and its
+# The long files, slowest first (cold wall time on 2 cores, 2026-11-30: 08 on SmolLM2 231 s on 2
+# threads (2026-12-04; more on a worker's one thread), the Binder build and its
 # run of 00-01 about 160 s, 06 123 s, 03 122 s, 02 92 s, 04 79 s, 01 77 s, 05 69 s, 07 61-81 s,
 # the benchmark smoke test about 60 s): started first, so no worker is left alone with a long
 # one at the end. Everything else keeps its collection order.
-_LONG_FIRST = ("test_binder.py", "06_distillation", "03_lora_peft", "02_full_finetuning",
+_LONG_FIRST = ("08_real_model", "test_binder.py", "06_distillation", "03_lora_peft", "02_full_finetuning",
                "04_instruction_tuning", "01_baseline", "07_which_upgrade", "05_scaling",
                "test_benchmarks.py")
 

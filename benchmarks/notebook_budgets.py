@@ -3,7 +3,8 @@
     python benchmarks/notebook_budgets.py              # measure only
     python benchmarks/notebook_budgets.py --save       # also store the executed outputs
 
-The budget of each notebook (default profile, 2 cores) is 180 s wall and 1.5 GB peak RSS.
+The budget of each notebook (default profile, 2 cores) is 180 s wall and 1.5 GB peak RSS;
+08, on the real 135 M model, has 300 s and 3.5 GB.
 With ``--save`` the executed notebooks replace the committed ones, so readers on the web see the
 results of the default profile.
 """
@@ -24,6 +25,7 @@ sys.path.insert(0, str(NOTEBOOKS.parent / "tools"))  # add_colab_cells: the cano
 from add_colab_cells import add_cells, dumps  # noqa: E402
 from llmup_lib.runall import run_notebook  # noqa: E402
 BUDGET_S, BUDGET_MB = 180, 1536
+REAL_MODEL_BUDGET = {"08_real_model": (300, 3584)}  # a real 135 M model: its own budget
 
 
 def run(notebook: Path, save: bool) -> tuple[float, float]:
@@ -63,7 +65,8 @@ def main() -> None:
     print(f"{'notebook':<26}{'wall (s)':>10}{'peak RSS (MB)':>15}  within budget")
     for book in books:
         seconds, mb = run(book, args.save)
-        ok = seconds <= BUDGET_S and mb <= BUDGET_MB
+        budget_s, budget_mb = REAL_MODEL_BUDGET.get(book.stem, (BUDGET_S, BUDGET_MB))
+        ok = seconds <= budget_s and mb <= budget_mb
         print(f"{book.stem:<26}{seconds:>10.1f}{mb:>15.0f}  {'yes' if ok else 'NO'}")
 
 

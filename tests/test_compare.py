@@ -169,3 +169,29 @@ def test_kd_check_passes_on_the_shipped_student_sweep_and_needs_the_gap_closed()
     # a student far better than scratch but closing too little of a far bigger gap still fails
     with pytest.raises(AssertionError, match="less than 25%"):
         claim_kd_beats_scratch([2.0, 2.01, 1.99], [1.9, 1.91, 1.89], teacher_loss=0.5)
+
+
+# ----------------------------------------------------------------------------- Scorecard
+def test_a_scorecard_prints_one_line_per_check_and_fails_at_the_end(capsys):
+    from llmup_lib.teaching.claims import ClaimFailed, Scorecard, claim_better
+
+    card = Scorecard()
+    assert card.at_least("gain (nats)", 2.0, 1.0)
+    assert not card.at_most("peak (MB)", 4000.0, 3500.0)
+    assert card.claim("a beats b", claim_better, [1.0, 1.1, 0.9], [3.0, 3.1, 2.9]) > 0
+    assert card.claim("null: a beats itself", claim_better, [1.0, 1.1], [1.0, 1.1]) is None
+    assert not card.at_least("NaN never passes", float("nan"), 0.0)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line[:4] for line in lines] == ["PASS", "FAIL", "PASS", "FAIL", "FAIL"]
+    assert all(len(line) <= Scorecard.WIDTH for line in lines)
+    assert "4000 (bar <= 3500)" in lines[1]
+    with pytest.raises(ClaimFailed, match="3 check"):
+        card.close()
+
+
+def test_a_scorecard_with_every_check_passing_closes_quietly():
+    from llmup_lib.teaching.claims import Scorecard
+
+    card = Scorecard()
+    card.at_least("x", 1.0, 0.0)
+    assert card.close() == 1

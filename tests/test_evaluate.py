@@ -141,3 +141,15 @@ def test_peak_memory_is_this_processes_not_its_parents():
                           "print(peak_memory_mb())"], capture_output=True, text=True, check=True)
     child = float(out.stdout.strip())
     assert child < parent - 300, (child, parent)
+
+
+def test_a_prompt_longer_than_the_context_is_refused_in_one_sentence(base):
+    from llmup_lib.core.evaluate import generate, generate_greedy
+
+    model, tok = base
+    limit = model.config.max_position_embeddings
+    long_prompt = " ".join(["Mia"] * (2 * limit))
+    with pytest.raises(ValueError, match=rf"tokens but the model's context is {limit}; shorten"):
+        generate(model, tok, long_prompt, max_new_tokens=2, greedy=True)
+    with pytest.raises(ValueError, match=r"Prompt 1 is \d+ tokens"):
+        generate_greedy(model, tok, ["Mia", long_prompt], max_new_tokens=2)

@@ -94,7 +94,7 @@ def test_one_source_of_dependencies():
 
     lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
-    assert lines == ["-e .[notebooks,test]"]
+    assert lines == ["-e .[notebooks,test,real]"]  # real: gguf, so 08 reads SmolLM2 offline
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     extras = project["project"]["optional-dependencies"]
     names = {k: {d.split(">")[0].split("=")[0].split("[")[0] for d in v} for k, v in extras.items()}

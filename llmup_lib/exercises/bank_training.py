@@ -1,4 +1,4 @@
-"""The exercises of notebooks 01–04 (the baseline, full fine-tuning, LoRA, instruction tuning):
+"""The exercises of notebooks 00–04 (start here, the baseline, full fine-tuning, LoRA, instruction tuning):
 hidden cases, ground truth, hints and recognised mistakes. Registered by ``bank``.
 
 Each ``Mistake`` is a small wrong implementation (the one learners really write); when it
@@ -20,6 +20,46 @@ from . import solutions as S
 from .grader import Exercise, Mistake
 
 LN2 = math.log(2)
+
+
+# ----------------------------------------------------------------------------- 00 start here
+
+
+def _small_models(rng):
+    """Embedding -> Linear -> output layer: tied (one tensor, two layers) or not, some frozen."""
+    cases = []
+    for tied, frozen in ((True, False), (False, True), (True, True), (False, False)):
+        vocab, width = int(rng.integers(10, 60)), int(rng.integers(4, 17))
+        model = torch.nn.ModuleDict({"embed": torch.nn.Embedding(vocab, width),
+                                     "block": torch.nn.Linear(width, width),
+                                     "head": torch.nn.Linear(width, vocab, bias=False)})
+        if tied:
+            model["head"].weight = model["embed"].weight
+        if frozen:
+            model["block"].requires_grad_(False)
+        cases.append((model,))
+    return cases
+
+
+EX00 = [
+    Exercise(
+        id="00.count_parameters", title="parameter count",
+        writes="count_parameters(model) -> int",
+        cases=_small_models, solution=S.count_parameters, rtol=0, atol=0,
+        hints=("Every parameter tensor has .numel() numbers; model.parameters() lists the "
+               "tensors, and a tensor shared by two layers only once.",
+               "count = sum(p.numel() for p in model.parameters())"),
+        mistakes=(
+            Mistake(lambda m: sum(p.numel() for _, p in m.named_parameters(remove_duplicate=False)),
+                    "A tied output layer shares its tensor with the embedding: you counted it "
+                    "twice. Count each tensor once."),
+            Mistake(lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad),
+                    "You counted only the trainable parameters; frozen ones are still part of "
+                    "the model."),
+            Mistake(lambda m: len(list(m.parameters())), "That is the number of tensors; count "
+                    "the numbers inside them (.numel())."),
+        )),
+]
 
 
 # ----------------------------------------------------------------------------- 01 the baseline

@@ -293,27 +293,6 @@ def hint(exercise_id: str, tier: int = 1) -> str:
     return text
 
 
-# ----------------------------------------------------------------------------- value checks
-
-
-def check_value(title: str, got, want, mistakes=(), hint_text: str = "", rtol: float = 1e-3,
-                atol: float = 0.0) -> bool:
-    """The one-case grader behind the notebooks' older ``check_…(…, your_value)`` helpers:
-    compares a value, names a recognised mistake (``(wrong_value, message)`` pairs), and never
-    prints the expected value."""
-    ex = Exercise(id="value." + title, title=title, writes="a value", cases=lambda rng: [],
-                  solution=lambda: want, hints=(hint_text, ""), rtol=rtol, atol=atol)
-    problem = _shape_problem(got, want)
-    if problem:
-        return _say(ex, False, problem)
-    if _same(got, want, ex):
-        return _say(ex, True, "")
-    for wrong, message in mistakes:
-        if _same(got, wrong, ex):
-            return _say(ex, False, f"{message} Hint: {hint_text}")
-    return _say(ex, False, f"Hint: {hint_text}")
-
-
 # ----------------------------------------------------------------------------- teacher mode
 
 # What a filled-in cell imports so a solution runs in a notebook that never imported it.

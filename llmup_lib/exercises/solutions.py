@@ -15,6 +15,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# ----------------------------------------------------------------------------- 00 start here
+
+
+def count_parameters(model):
+    """The number of numbers a torch model learns: each tensor once, frozen ones included."""
+    return sum(p.numel() for p in model.parameters())  # parameters() yields a shared tensor once
+
+
 # ----------------------------------------------------------------------------- 01 the baseline
 
 

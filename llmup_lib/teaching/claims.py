@@ -3,7 +3,7 @@ experiment does not deliver them.
 
 Each claim takes one value per seed for each arm (or a fitted number) and reads a difference
 against the seeds' spread (``compare.separation``), so a null experiment (two arms that are the
-same) or a broken one (an arm that did not train) fails. ``tests/test_claims.py`` feeds every
+same) or a broken one (an arm that did not train) fails. ``tests/test_compare.py`` feeds every
 claim such a result and shows it fails. Input checks are ``validate_*`` and raise ``ValueError``;
 a learner's exercise is graded by ``exercises.check``.
 """
@@ -230,3 +230,58 @@ def claim_extraction(augmented, single, goal: float = 0.8, spreads: float = 2.0,
                           higher_is_better=True,
                           what="augmented against single-phrasing pretraining (held-out exact "
                           "match)")
+
+
+# ----------------------------------------------------------------------------- the checks cell
+class Scorecard:
+    """A notebook's checks cell, read at a glance: one line per claim (PASS or FAIL, the number,
+    the bar), and every claim runs even after one fails; ``close()`` then raises one
+    ``ClaimFailed`` naming each failure, so nbval still fails the notebook.
+
+        card = Scorecard()
+        card.at_least("LoRA lowers the clinic-note loss (nats)", before - after, 1.0)
+        card.claim("KD beats scratch", claim_kd_beats_scratch, scratch, kd, teacher)
+        card.close()
+    """
+
+    WIDTH = 120  # no output line longer than this
+
+    def __init__(self):
+        self.failures: list[str] = []
+        self.passed = 0
+
+    def _line(self, ok: bool, what: str, detail: str) -> None:
+        line = f"{'PASS' if ok else 'FAIL'}  {what}: {detail}"
+        print(line if len(line) <= self.WIDTH else line[:self.WIDTH - 3] + "...")
+        if ok:
+            self.passed += 1
+        else:
+            self.failures.append(f"{what}: {detail}")
+
+    def at_least(self, what: str, value: float, bar: float) -> bool:
+        """``value >= bar``; NaN fails."""
+        ok = value >= bar
+        self._line(ok, what, f"{value:.4g} (bar >= {bar:.4g})")
+        return ok
+
+    def at_most(self, what: str, value: float, bar: float) -> bool:
+        """``value <= bar``; NaN fails."""
+        ok = value <= bar
+        self._line(ok, what, f"{value:.4g} (bar <= {bar:.4g})")
+        return ok
+
+    def claim(self, what: str, claim_fn, *args, **kwargs):
+        """Run a ``claim_*`` function: PASS with the number it returns, or FAIL with its reason."""
+        try:
+            value = claim_fn(*args, **kwargs)
+        except ClaimFailed as err:
+            self._line(False, what, str(err))
+            return None
+        self._line(True, what, f"{value:.4g}" if isinstance(value, (int, float)) else str(value))
+        return value
+
+    def close(self) -> int:
+        """Raise ``ClaimFailed`` if any check failed; otherwise the number that passed."""
+        if self.failures:
+            raise ClaimFailed(f"{len(self.failures)} check(s) failed: " + "; ".join(self.failures))
+        return self.passed
