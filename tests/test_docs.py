@@ -108,3 +108,21 @@ def test_the_module_map_names_every_module_and_only_modules():
     missing, gone = sorted(modules - set(listed)), sorted(set(listed) - modules)
     assert not missing, f"modules missing from the map in docs/contributing.md: {missing}"
     assert not gone, f"the map in docs/contributing.md lists modules that do not exist: {gone}"
+
+
+def test_the_workshop_plan_is_generated_and_fits_85_minutes():
+    """docs/workshop.md's 90-minute path is the block tools/workshop_plan.py writes from the
+    notebooks' words and the README's measured run times, and it adds up to 85 minutes or less."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "workshop_plan.py"), "--check"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import workshop_plan
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    rows = workshop_plan.plan()
+    assert workshop_plan.total(rows) <= 85 and rows[0]["stem"] == "00_start_here"

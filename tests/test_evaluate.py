@@ -153,3 +153,60 @@ def test_a_prompt_longer_than_the_context_is_refused_in_one_sentence(base):
         generate(model, tok, long_prompt, max_new_tokens=2, greedy=True)
     with pytest.raises(ValueError, match=r"Prompt 1 is \d+ tokens"):
         generate_greedy(model, tok, ["Mia", long_prompt], max_new_tokens=2)
+
+
+# ----------------------------------------------------------------------------- whole documents
+@pytest.mark.parametrize("kind", ["general", "domain"])
+def test_the_per_document_floor_is_the_generators_exact_log_probability(kind):
+    """Scored whole, a document's floor is its generator log-probability, read back from the
+    text alone: the same number the generator recorded when it wrote it (to 1e-6 nats)."""
+    import math
+
+    from llmup_lib.world.stories import document_floor_nats, domain_corpus, general_corpus
+
+    corpus = (general_corpus if kind == "general" else domain_corpus)(n_train=200, n_val=0, seed=3)
+    docs = corpus["train"]
+    floors = document_floor_nats(docs["text"], kind)
+    recorded = [bits * math.log(2) for bits in docs["logprob_bits"]]
+    assert max(abs(a - b) for a, b in zip(floors, recorded)) < 1e-6
+    assert min(floors) > 0
+
+
+def test_whole_documents_are_scored_alone_from_their_start(base):
+    """Batched and padded, each document's nats equal scoring it alone after one EOS."""
+    import torch
+    import torch.nn.functional as F
+
+    from llmup_lib.core.evaluate import whole_document_losses
+
+    model, tok = base
+    texts = ["Mia lived in Oakville.", "Patient: 45-year-old man. Complaint: cough.", "Tom sang."]
+    nats, counts = whole_document_losses(model, tok, texts, batch_size=2)
+    for text, n, c in zip(texts, nats, counts):
+        ids = torch.tensor([[tok.eos_token_id, *tok.encode(text, add_special_tokens=False),
+                             tok.eos_token_id]])
+        with torch.no_grad():
+            logits = model(input_ids=ids[:, :-1]).logits
+        alone = F.cross_entropy(logits[0], ids[0, 1:], reduction="sum")
+        assert abs(float(alone) - float(n)) < 1e-3 and int(c) == ids.shape[1] - 1
+
+
+def test_packing_costs_the_base_model_on_its_own_stories(base):
+    """The packing term is real: on the same stories, packed 128-token blocks score worse than
+    whole documents (tokens after a cut lose their story's beginning)."""
+    from llmup_lib.core.corpora import load_corpus
+    from llmup_lib.core.evaluate import language_model_metrics, whole_document_metrics
+
+    model, tok = base
+    texts = list(load_corpus("general", n_train=10, n_val=300)["validation"]["text"])
+    packed = language_model_metrics(model, tok, texts, 128)["loss"]
+    whole = whole_document_metrics(model, tok, texts)["loss"]
+    assert packed - whole > 0.005, (packed, whole)
+
+
+def test_a_document_longer_than_the_context_is_refused(base):
+    from llmup_lib.core.evaluate import whole_document_losses
+
+    model, tok = base
+    with pytest.raises(ValueError, match=r"Document 1 is \d+ tokens, longer than the model's"):
+        whole_document_losses(model, tok, ["Mia.", " ".join(["Mia"] * 400)])

@@ -149,3 +149,29 @@ def test_pytest_runs_notebooks_with_the_solutions_filled_in(tmp_path):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "3 passed" in run.stdout
+
+
+# Jargon the review found used before it was defined: where each first appears in 01-08's text,
+# it links to 00's glossary ("Words the suite uses"), which defines it in one sentence.
+GLOSSARY_TERMS = {"tied output layer": r"tied (?:output|embedding)[a-z ]*?(?:layer|embeddings?|weights?)",
+                  "muP": r"μP|muP", "induction head": r"induction (?:heads?|plateau)",
+                  "KV cache": r"KV cache", "Pareto front": r"Pareto(?: front)?",
+                  "seed deviation": r"seed deviations?", "excess": r"\bexcess\b"}
+
+
+@pytest.mark.parametrize("term", sorted(GLOSSARY_TERMS))
+def test_jargon_links_to_the_glossary_where_it_first_appears(term):
+    import re
+
+    glossary = next(c.source for c in read(ROOT / "notebooks" / "00_start_here.ipynb").cells
+                    if c.get("id") == "glossary")
+    assert glossary.startswith("### Words the suite uses")
+    first = None
+    for path in sorted((ROOT / "notebooks").glob("0[1-8]_*.ipynb")):
+        cells = [c for c in read(path).cells if c.cell_type == "markdown"
+                 and re.search(GLOSSARY_TERMS[term], c.source)]
+        if cells:
+            first = (path.name, cells[0].source)
+            break
+    assert first is not None, term
+    assert "(00_start_here.ipynb#Words-the-suite-uses)" in first[1], first[0]

@@ -39,6 +39,61 @@ def language_model_metrics(model, tokenizer, texts: list[str], context: int,
 
 
 @torch.no_grad()
+def whole_document_losses(model, tokenizer, texts: list[str], batch_size: int = 32
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each document scored alone, from its start: its tokens and its closing EOS, predicted
+    after one boundary token (EOS) with no other document in view. Returns the nats of each
+    document and the number of tokens scored in it.
+
+    Packed blocks (``pack_blocks``) cut documents wherever a block ends, so a token after a cut
+    is predicted without its document's beginning (the protagonist, the condition): the floor of
+    what packing scores is higher than the world's, by a *packing term* notebook 01 measures.
+    Scored whole, a document's floor is exactly its generator log-probability."""
+    validate_prompts(texts, "texts")
+    eos = tokenizer.eos_token_id
+    limit = getattr(model.config, "max_position_embeddings", None)
+    docs = [[eos, *ids, eos] for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    too_long = [i for i, d in enumerate(docs) if limit is not None and len(d) - 1 > limit]
+    if too_long:
+        raise ValueError(f"Document {too_long[0]} is {len(docs[too_long[0]]) - 2} tokens, longer "
+                         f"than the model's context ({limit}) with its boundary and EOS; score it "
+                         "in packed blocks (language_model_metrics) or use a longer context.")
+    device = next(model.parameters()).device
+    model.eval()
+    nats, counts = torch.zeros(len(docs), dtype=torch.float64), torch.zeros(len(docs))
+    for start in range(0, len(docs), batch_size):
+        chunk = docs[start:start + batch_size]
+        width = max(len(d) for d in chunk) - 1
+        x = torch.full((len(chunk), width), eos, device=device)
+        y = torch.full((len(chunk), width), -100, device=device)
+        for row, d in enumerate(chunk):  # right-padded: causal attention never sees the padding
+            x[row, :len(d) - 1] = torch.tensor(d[:-1])
+            y[row, :len(d) - 1] = torch.tensor(d[1:])
+        logits = model(input_ids=x).logits.float()
+        per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), y, reduction="none",
+                                                      ignore_index=-100)
+        nats[start:start + len(chunk)] = per_token.sum(1).double().cpu()
+        counts[start:start + len(chunk)] = (y != -100).sum(1).float().cpu()
+    return nats, counts
+
+
+def whole_document_metrics(model, tokenizer, texts: list[str], floor_bpc: float | None = None,
+                           batch_size: int = 32) -> dict:
+    """``language_model_metrics`` on whole documents (``whole_document_losses``): the loss per
+    token, bits per character and, given the floor, the gap to it, with no packing term."""
+    nats, counts = whole_document_losses(model, tokenizer, texts, batch_size)
+    loss = float(nats.sum() / counts.sum())
+    chars = sum(len(t) for t in texts)
+    out = {"loss": loss, "perplexity": math.exp(loss),
+           "bits_per_char": float(nats.sum()) / math.log(2) / chars,
+           "tokens_per_char": float(counts.sum()) / chars}
+    if floor_bpc is not None:
+        out["floor_bpc"] = floor_bpc
+        out["gap_bpc"] = out["bits_per_char"] - floor_bpc
+    return out
+
+
+@torch.no_grad()
 def sequence_logprobs(model, tokenizer, prompts: list[str], continuations: list[str],
                       batch_size: int = 64) -> list[float]:
     """log p(continuation | EOS + prompt), summed over the continuation's tokens."""

@@ -23,6 +23,7 @@ notes) and an instruction set (questions and answers about the facts, split by f
 
 from __future__ import annotations
 
+
 import random
 from dataclasses import dataclass, field
 
@@ -295,6 +296,14 @@ def score_text(world: World, text: str, kind: str) -> float:
 
 
 # ----------------------------------------------------------------------------- datasets
+def document_floor_nats(texts, kind: str, world_seed: int = 0) -> list[float]:
+    """The floor of each document scored whole: ``-ln p(text)`` under the generator, read back
+    from the text alone (``score_text``), in nats. What ``evaluate.whole_document_losses`` of a
+    perfect model would give, document by document."""
+    world = make_world(world_seed)
+    return [-score_text(world, text, kind) for text in texts]
+
+
 def _corpus(kind: str, n_train: int, n_val: int, seed: int, world_seed: int) -> DatasetDict:
     world = make_world(world_seed)
     return DatasetDict({split: docs_dataset(_generate(world, kind, n,
