@@ -52,7 +52,8 @@ if nbval_plugin is not None:
 # the benchmark smoke test about 60 s): started first, so no worker is left alone with a long
 # one at the end. Everything else keeps its collection order.
 _LONG_FIRST = ("08_real_model", "test_binder.py", "06_distillation", "03_lora_peft", "02_full_finetuning",
-               "04_instruction_tuning", "01_baseline", "07_which_upgrade", "05_scaling",
+               "04_instruction_tuning", "04b_knowledge_extraction", "01_baseline", "07_which_upgrade",
+               "05_scaling", "05b_capacity",
                "test_benchmarks.py")
 
 

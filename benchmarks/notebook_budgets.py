@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--save", action="store_true", help="store outputs in the notebooks")
     parser.add_argument("names", nargs="*", help="notebook stems (default: all)")
     args = parser.parse_args()
-    books = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    books = sorted(NOTEBOOKS.glob("[0-9][0-9]*_*.ipynb"))
     if args.names:
         books = [b for b in books if b.stem in args.names]
     print(f"{'notebook':<26}{'wall (s)':>10}{'peak RSS (MB)':>15}  within budget")

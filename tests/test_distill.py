@@ -457,12 +457,18 @@ def test_notebook_and_sweep_train_the_same_student(monkeypatch, char_tok, tiny_b
         row = S.distill_tune_run(method, 1e-2, 1, data, profile)
         curve = S.train_student(method, 1e-2, 1, data, profile, eval_every=2)
         assert curve.final_val_loss == row["val_loss"] and len(curve.series("val_loss")[0]) == 2
-        by_hand = distill(build_model("nano", char_tok, 32, seed=profile.seed),
+        init = 1 if method in S.SEEDED_INIT else profile.seed  # the T² arms' seed draws weights too
+        by_hand = distill(build_model("nano", char_tok, 32, seed=init),
                           teacher if method == "scratch" else data["cache"], data["transfer"],
                           data["val"], TrainConfig(steps=4, batch_size=4, lr=1e-2, seed=1,
                                                    eval_every=4, eval_batches=16, progress=False),
                           **{"alpha": 1.0, "temperature": 1.0, **S.DISTILL_SETTINGS[method]})
         assert by_hand.final_val_loss == row["val_loss"]
+    # the T² arms' seeds draw the initial weights; the other kinds keep one initialisation
+    a, b = (S.distill_student("t4-with-t2", data, profile, seed) for seed in (0, 1))
+    assert not torch.equal(a.model.embed_tokens.weight, b.model.embed_tokens.weight)
+    c, d = (S.distill_student("kd", data, profile) for _ in range(2))
+    assert torch.equal(c.model.embed_tokens.weight, d.model.embed_tokens.weight)
     hot = S.train_student("kd", 1e-2, 1, data, profile, temperature=4.0)  # settings override
     assert hot.final_val_loss != S.distill_tune_run("kd", 1e-2, 1, data, profile)["val_loss"]
     with pytest.raises(ValueError, match="Unknown distillation method 'full'; use one of scratch"):

@@ -1,6 +1,6 @@
 """Give every notebook its Colab/Binder badges and its Colab setup cell, idempotently.
 
-    python tools/add_colab_cells.py                 # all notebooks/NN_*.ipynb, in place
+    python tools/add_colab_cells.py                 # all notebooks/NN_*.ipynb and NNb_*.ipynb, in place
     python tools/add_colab_cells.py --check         # exit 1 if a notebook is missing or stale,
                                                     # or REPO_URL/REF are still placeholders
     python tools/add_colab_cells.py path/to/x.ipynb # just these
@@ -73,11 +73,11 @@ def update(path: Path, check: bool = False) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path,
-                        help="notebooks to update (default: notebooks/NN_*.ipynb)")
+                        help="notebooks to update (default: notebooks/NN_*.ipynb and NNb_*.ipynb)")
     parser.add_argument("--check", action="store_true",
                         help="change nothing; exit 1 if a notebook lacks the current cells")
     args = parser.parse_args(argv)
-    paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
     missing = placeholders()
     if args.check and missing:
         print(f"{' and '.join(missing)} in llmup_lib/colab.py still hold placeholders; set the "

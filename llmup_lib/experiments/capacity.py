@@ -17,7 +17,7 @@ a size holds it all. Dividing bits by parameters gives the bits per parameter, s
 
 Each run trains for one pass over its biographies, about a minute on one core, so
 ``python -m llmup_lib experiment capacity`` writes the table (``llmup_lib/data/capacity/cpu.json``: a learning-rate
-sweep on seed 0, then each size at its best rate on two more seeds); notebook 05 reads it and
+sweep on seed 0, then each size at its best rate on two more seeds); notebook 05b reads it and
 retrains the smallest size live.
 """
 

@@ -2,7 +2,7 @@
 
 NAME is ``tune`` (learning-rate sweeps, notebooks 02, 03, 06, 07), ``sweep`` (model sizes and
 IsoFLOP budgets, notebook 05), ``capacity`` (knowledge capacity, notebook 05) or ``extraction``
-(knowledge extraction, notebook 04). Every experiment runs the same way: its options are checked
+(knowledge extraction, notebook 04b). Every experiment runs the same way: its options are checked
 first (a bad profile, value or table is one sentence on stderr and exit status 2, before any
 training), then its points run, and the table is saved atomically with the runner's provenance:
 this command line, the runs, the wall time, the machine, its cores and the date.
@@ -96,14 +96,14 @@ def add_experiment_parser(sub) -> None:
                           help="table to write (default: llmup_lib/data/capacity/cpu.json)")
     extraction = _one_line_errors(names.add_parser(
         "extraction", help="pretrain small models on biographies written one way or several, "
-        "instruction-tune them and score held-out questions (notebook 04's extraction table)"))
+        "instruction-tune them and score held-out questions (notebook 04b's extraction table)"))
     extraction.add_argument("--arms", default="single,fullname,augmented",
                             help="comma-separated arms: single, fullname, augmented (default all)")
     extraction.add_argument("--seeds", default="0,1,2",
                             help="comma-separated seeds (default 0,1,2)")
     extraction.add_argument("--save-bases", action="store_true",
                             help="also save the first seed's single and augmented bases "
-                            "(float16) in llmup_lib/data/extraction/, the ones notebook 04 tunes live")
+                            "(float16) in llmup_lib/data/extraction/, the ones notebook 04b tunes live")
     extraction.add_argument("--out", default=None,
                             help="table to write (default: llmup_lib/data/extraction/cpu.json)")
 

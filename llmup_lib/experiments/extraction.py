@@ -16,7 +16,7 @@ says whether it stored them at all. Three arms differ only in how the biographie
 Pretraining takes about 4 minutes per arm on 2 cores, too slow for a notebook, so
 ``python -m llmup_lib experiment extraction`` writes the table over seeds (``llmup_lib/data/extraction/cpu.json``)
 and saves the seed-0 bases of the ``single`` and ``augmented`` arms in float16
-(``llmup_lib/data/extraction/cpu_<arm>``); notebook 04 instruction-tunes those two live. Every run rounds
+(``llmup_lib/data/extraction/cpu_<arm>``); notebook 04b instruction-tunes those two live. Every run rounds
 its pretrained weights to float16 before instruction tuning, so a shipped base repeats its row.
 """
 
