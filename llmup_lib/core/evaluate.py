@@ -52,7 +52,8 @@ def whole_document_losses(model, tokenizer, texts: list[str], batch_size: int = 
     validate_prompts(texts, "texts")
     eos = tokenizer.eos_token_id
     limit = getattr(model.config, "max_position_embeddings", None)
-    docs = [[eos, *ids, eos] for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    docs = [[eos, *ids, eos] for ids in encoded]
     too_long = [i for i, d in enumerate(docs) if limit is not None and len(d) - 1 > limit]
     if too_long:
         raise ValueError(f"Document {too_long[0]} is {len(docs[too_long[0]]) - 2} tokens, longer "

@@ -252,8 +252,8 @@ def grade(exercise_id: str, answer, seed: int | None = None) -> bool:
         try:
             got = answer(*_fresh(list(args)))
         except NotImplementedError:  # the exercise cell as the notebook ships it
-            return _say(ex, False, "write your code in the exercise cell "
-                        f"(where it says {YOUR_CODE_HERE!r}), run it, then run this cell again.")
+            return _say(ex, False, "write your code in the exercise cell, run it, then run "
+                        "this cell again.")  # one line of at most 120 characters
         except Exception as error:  # the learner's bug, reported in one line, not a traceback
             return _say(ex, False, f"your function raised {type(error).__name__} "
                         f"({_one_line(error)}) on a hidden case. Hint: {ex.hints[0]}")

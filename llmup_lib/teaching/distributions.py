@@ -85,5 +85,7 @@ def temperature_explorer(model, tokenizer, context: str = "Once upon a time, two
                      f"{d['top_mass']:.0%}")
         plt.show()
 
-    return w.interactive(show, context=w.Text(value=context),
-                         temperature=w.FloatSlider(value=1.0, min=0.25, max=8.0, step=0.25))
+    from .widgets import explorer
+
+    return explorer(show, context=w.Text(value=context),
+                    temperature=w.FloatSlider(value=1.0, min=0.25, max=8.0, step=0.25))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from importlib import metadata
 
 from ..core.evaluate import generate
@@ -33,6 +34,19 @@ def validate_ipywidgets(version: str | None = None) -> None:
 validate_ipywidgets()
 
 
+def explorer(show, **controls):
+    """``ipywidgets.interactive(show, **controls)`` with a static fallback: ``show`` runs once at
+    the controls' defaults first, into the cell's ordinary output, so a notebook rendered without
+    a live kernel (on the web, in git) shows a result where the widget would be."""
+    import ipywidgets as w
+
+    defaults = {name: control.value for name, control in controls.items()}
+    print(textwrap.fill("at the defaults (" + ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+                        + "); with a live kernel, change them below:", 100))
+    show(**defaults)
+    return w.interactive(show, **controls)
+
+
 def sample_text(model, tokenizer, prompt: str, temperature: float, seed: int = 0,
                 max_new_tokens: int = 40) -> str:
     """The plain-function path of ``sampling_explorer``: one sample at ``temperature``."""
@@ -45,11 +59,11 @@ def sampling_explorer(model, tokenizer, prompt: str = "Once upon a time"):
     import ipywidgets as w
 
     def show(prompt, temperature, seed):
-        print(sample_text(model, tokenizer, prompt, temperature, seed))
+        print(textwrap.fill(sample_text(model, tokenizer, prompt, temperature, seed), 100))
 
-    return w.interactive(show, prompt=w.Text(value=prompt),
-                         temperature=w.FloatSlider(value=0.8, min=0.1, max=2.0, step=0.1),
-                         seed=w.IntSlider(value=0, min=0, max=9))
+    return explorer(show, prompt=w.Text(value=prompt),
+                    temperature=w.FloatSlider(value=0.8, min=0.1, max=2.0, step=0.1),
+                    seed=w.IntSlider(value=0, min=0, max=9))
 
 
 def lora_explorer(model, trainable_tokens=None):
@@ -71,6 +85,6 @@ def lora_explorer(model, trainable_tokens=None):
               f"(full fine-tuning: {8 * full / 2**10:,.0f} KiB)")
         print(f"scale alpha/r = {alpha / rank:g}")
 
-    return w.interactive(show, rank=w.IntSlider(value=4, min=1, max=64),
-                         alpha=w.FloatSlider(value=8, min=1, max=128, step=1),
-                         targets=w.Dropdown(options=list(choices)))
+    return explorer(show, rank=w.IntSlider(value=4, min=1, max=64),
+                    alpha=w.FloatSlider(value=8, min=1, max=128, step=1),
+                    targets=w.Dropdown(options=list(choices)))
