@@ -138,6 +138,11 @@ def load_gguf_tokenizer(path):
         raise _corrupt(path, err) from err
 
 
+def _require_smollm2() -> None:
+    """Raise, naming the fix, when the weights or the gguf reader are missing."""
+    validate_gguf(smollm2_gguf_path())
+
+
 def in_ci() -> bool:
     """Whether ``CI`` is set (to anything but 0/false/no): there a missing model is an error."""
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
@@ -152,8 +157,7 @@ def real_notebook_ready(what: str = "this notebook", required: bool | None = Non
     if smollm2_available():
         return True
     if required if required is not None else (in_ci() or real_models_requested()):
-        smollm2_gguf_path()  # raises, naming the fix, when the weights are missing
-        validate_gguf(smollm2_gguf_path())  # and when the gguf reader is missing
+        _require_smollm2()
     print(f"SmolLM2's weights are not installed, so {what} skips; run {INSTALL} and restart "
           "the kernel to see it run.")
     return False
@@ -222,8 +226,7 @@ def real_model_section(profile=None, what: str = "the real-model section") -> bo
     the ``gpu`` profile with SmolLM2 installed. Otherwise it prints one skip line and returns
     False. ``LLMUP_REAL_MODELS=1`` without the weights is an error, not a silent skip."""
     if real_models_requested():
-        smollm2_gguf_path()  # raises, naming the fix, when the weights are missing
-        validate_gguf(smollm2_gguf_path())  # and when the gguf reader is missing
+        _require_smollm2()
         return True
     name = getattr(profile, "name", profile)
     if name == "gpu" and smollm2_available():

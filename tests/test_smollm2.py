@@ -19,7 +19,7 @@ from llmup_lib.tasks.instructions import answer_questions, chat_prompt
 from llmup_lib.methods.lora import load_adapter, lora_model, merge_adapter, save_adapter
 from llmup_lib.methods.finetune import trainable_parameters
 from llmup_lib.core.models import build_model, count_params, load_model
-from llmup_lib.real import real_models_requested, smollm2_available, smollm2_gguf_path
+from llmup_lib.real import in_ci, real_models_requested, smollm2_available, smollm2_gguf_path
 from llmup_lib.core.tokenizer import load_tokenizer, pack_blocks
 from llmup_lib.core.train import TrainConfig, eval_loss, train
 from llmup_lib.world.stories import domain_corpus
@@ -27,7 +27,7 @@ from llmup_lib.world.stories import domain_corpus
 # the whole module: loading the 135 M model alone took 97-109 s on 2 shared cores (2026-12-04)
 pytestmark = pytest.mark.slow
 
-IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+IN_CI = in_ci()  # the suite's own reading of CI (llmup_lib.real)
 CONTEXT = 64
 
 

@@ -28,10 +28,14 @@ def language_model_metrics(model, tokenizer, texts: list[str], context: int,
     """Loss (nats/token), perplexity, bits per character and, given the floor, the gap to it."""
     blocks = pack_blocks(texts, tokenizer, context)
     loss = eval_loss(model, blocks, batch_size)
-    tpc = count_tokens_per_char(texts, tokenizer)
-    bpc = loss / math.log(2) * tpc
+    return _metrics(loss, count_tokens_per_char(texts, tokenizer), floor_bpc)
+
+
+def _metrics(loss: float, tokens_per_char: float, floor_bpc: float | None) -> dict:
+    """Loss (nats/token), perplexity, bits per character and, given the floor, the gap to it."""
+    bpc = loss / math.log(2) * tokens_per_char
     out = {"loss": loss, "perplexity": math.exp(loss), "bits_per_char": bpc,
-           "tokens_per_char": tpc}
+           "tokens_per_char": tokens_per_char}
     if floor_bpc is not None:
         out["floor_bpc"] = floor_bpc
         out["gap_bpc"] = bpc - floor_bpc
@@ -83,15 +87,8 @@ def whole_document_metrics(model, tokenizer, texts: list[str], floor_bpc: float 
     """``language_model_metrics`` on whole documents (``whole_document_losses``): the loss per
     token, bits per character and, given the floor, the gap to it, with no packing term."""
     nats, counts = whole_document_losses(model, tokenizer, texts, batch_size)
-    loss = float(nats.sum() / counts.sum())
     chars = sum(len(t) for t in texts)
-    out = {"loss": loss, "perplexity": math.exp(loss),
-           "bits_per_char": float(nats.sum()) / math.log(2) / chars,
-           "tokens_per_char": float(counts.sum()) / chars}
-    if floor_bpc is not None:
-        out["floor_bpc"] = floor_bpc
-        out["gap_bpc"] = out["bits_per_char"] - floor_bpc
-    return out
+    return _metrics(float(nats.sum() / counts.sum()), float(counts.sum()) / chars, floor_bpc)
 
 
 @torch.no_grad()
