@@ -179,7 +179,8 @@ def test_a_scorecard_prints_one_line_per_check_and_fails_at_the_end(capsys):
     assert card.at_least("gain (nats)", 2.0, 1.0)
     assert not card.at_most("peak (MB)", 4000.0, 3500.0)
     assert card.claim("a beats b", claim_better, [1.0, 1.1, 0.9], [3.0, 3.1, 2.9]) > 0
-    assert card.claim("null: a beats itself", claim_better, [1.0, 1.1], [1.0, 1.1]) is None
+    assert card.claim("null: a beats itself", claim_better, [1.0, 1.1], [1.0, 1.1],
+                      what="arm a") is None  # the claim's own what= reaches it
     assert not card.at_least("NaN never passes", float("nan"), 0.0)
     lines = capsys.readouterr().out.splitlines()
     assert [line[:4] for line in lines] == ["PASS", "FAIL", "PASS", "FAIL", "FAIL"]
@@ -189,12 +190,27 @@ def test_a_scorecard_prints_one_line_per_check_and_fails_at_the_end(capsys):
         card.close()
 
 
-def test_a_scorecard_with_every_check_passing_closes_quietly():
+def test_a_scorecard_yes_no_claim_fails_and_info_is_never_checked(capsys):
+    from llmup_lib.teaching.claims import ClaimFailed, Scorecard
+
+    card = Scorecard()
+    card.info("the student is smaller (by construction)", "8.8x")
+    assert card.holds("no student beats the teacher", True, "0.886 > 0.631")
+    assert not card.holds("null: an ordering that broke", False, "1.0 vs 1.0")
+    lines = capsys.readouterr().out.splitlines()
+    assert [line[:4] for line in lines] == ["info", "PASS", "FAIL"]
+    assert card.passed == 1  # info lines count neither way
+    with pytest.raises(ClaimFailed, match="1 check.*an ordering that broke"):
+        card.close()
+
+
+def test_a_scorecard_with_every_check_passing_closes_quietly(capsys):
     from llmup_lib.teaching.claims import Scorecard
 
     card = Scorecard()
     card.at_least("x", 1.0, 0.0)
     assert card.close() == 1
+    assert capsys.readouterr().out.splitlines()[-1] == "all 1 checks passed"
 
 
 def test_an_explorer_prints_its_default_result_before_the_widget(capsys):

@@ -115,7 +115,29 @@ def test_best_within_reads_the_front_where_it_crosses_the_tolerance():
     # a rise of 0.75 falls between 0.5 (lr 1e-3, excess 0.4) and 1.0 (lr 3e-3, excess 0.2)
     found = best_within(curve, BASE, 0.75)
     assert found["domain_excess"] == pytest.approx(0.3) and found["rates"] == (1e-3, 3e-3)
-    assert best_within(curve, BASE, 5.0) == {"domain_excess": 0.1, "rates": (1e-2,)}
+    assert best_within(curve, BASE, 5.0) == {"domain_excess": 0.1, "domain_excess_std": 0.01,
+                                             "rates": (1e-2,)}
+    assert found["domain_excess_std"] == pytest.approx(0.01)  # read off the front like the mean
     assert best_within(curve, BASE, 0.1) is None  # even the gentlest rate forgets 0.25
     with pytest.raises(ValueError, match="tolerance=0"):
         best_within(curve, BASE, 0)
+
+
+def test_the_guide_claim_needs_a_gap_beyond_the_seeds_and_fails_on_one_front():
+    """07's guide check: a lever that reaches further within the tolerance, beyond two seed
+    deviations each side, passes; the same front twice (a null) fails, and so does a lever with
+    no rate inside the tolerance."""
+    from llmup_lib.teaching.claims import ClaimFailed, claim_reaches_further
+    from llmup_lib.teaching.fronts import best_within
+
+    curve = [dict(p, lr=lr) for p, lr in zip(REFERENCE, (1e-2, 3e-3, 1e-3, 3e-4))]
+    worse = [dict(p, domain_excess=2 * p["domain_excess"]) for p in curve]  # learns half as well
+    good, bad = best_within(curve, BASE, 0.75), best_within(worse, BASE, 0.75)
+    assert claim_reaches_further(good, bad, "a vs b") == pytest.approx(0.3)
+    with pytest.raises(ClaimFailed, match="not beyond"):
+        claim_reaches_further(good, good, "null: one front twice")
+    noisy = [dict(p, domain_excess_std=0.2) for p in worse]  # the seeds cannot tell them apart
+    with pytest.raises(ClaimFailed, match="not beyond"):
+        claim_reaches_further(good, best_within(noisy, BASE, 0.75), "within the seeds")
+    with pytest.raises(ClaimFailed, match="no rate within the tolerance"):
+        claim_reaches_further(good, best_within(curve, BASE, 0.1), "nothing inside")

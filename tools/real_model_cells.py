@@ -108,6 +108,7 @@ from llmup_lib.real import real_model_section
 
 if real_model_section(profile, "the real-model point"):
     from llmup_lib.core.evaluate import language_model_metrics
+    from llmup_lib.core.models import count_params
 
 {load}
     m = language_model_metrics(real, real_tok, list(corpus["validation"]["text"])[:40], 128,
@@ -118,15 +119,13 @@ if real_model_section(profile, "the real-model point"):
     "06_distillation": ("the real-model distillation", """\
 Sequence-level KD from a real teacher: SmolLM2-135M writes text, and a `pico` student built with
 its tokenizer learns from it (logit KD would need the teacher's logits over 49,152 tokens at
-every position). {opt_in} On the `cpu` profile the teacher writes 16 sequences of 64 tokens
-(most of the measured 3 minutes on 2 shared cores); the student learns their common tokens
-(held-out loss 10.76 -> 9.27 nats/token, uniform is 10.80) and memorises the rest.""", '''\
+every position). {opt_in} Notebook 08 distils SmolLM2 by its logits.""", '''\
 from llmup_lib.real import real_model_section
 
 if real_model_section(profile, "the real-model distillation"):
     from llmup_lib.methods.distill import sample_blocks
     from llmup_lib.core.models import build_model
-    from llmup_lib.core.train import TrainConfig
+    from llmup_lib.core.train import TrainConfig, train
 
 {load}
     start = real_tok.bos_token_id

@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .progress import finish, progress
 
 # The keys that define the optimisation trajectory; a checkpoint resumes only if they all match.
 RECIPE_KEYS = ("steps", "batch_size", "lr", "warmup_steps", "min_lr_ratio", "weight_decay",
@@ -363,8 +363,8 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
 
     model.train()
     tokens_per_step = int((labels[:1] != -100).sum()) * cfg.batch_size  # exact for packed text
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
-               disable=not (cfg.progress and accelerator.is_main_process))
+    bar = progress(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train",
+                   disable=not (cfg.progress and accelerator.is_main_process))
     train_time = 0.0
     for step in bar:
         t0 = time.perf_counter()
@@ -412,7 +412,9 @@ def train(model, train_blocks, val_blocks=None, cfg: TrainConfig | None = None,
                 save_checkpoint(cfg.checkpoint_dir, raw, optimizer, cfg, done, result.history,
                                 loss_recipe=loss_recipe)
             accelerator.wait_for_everyone()
-    bar.close()
+    last = [row["train_loss"] for row in result.history if "train_loss" in row]
+    finish(bar, f"train: {cfg.steps}/{cfg.steps} steps"
+           + (f", train loss {last[-1]:.3f}" if last else ""))
     result.seconds = train_time
     result.optimizer_bytes = optimizer_state_bytes(optimizer)
     steps_run = cfg.steps - start

@@ -39,10 +39,10 @@ from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..core.memory import validate_distill_fits
 from ..core.models import decoder_layers
+from ..core.progress import finish, progress as progress_bar  # "progress" is a flag below
 from ..core.train import TrainConfig, TrainResult, causal_lm_loss, split_blocks, train
 
 DIVERGENCES = ("forward", "reverse", "jsd")
@@ -202,7 +202,9 @@ class TeacherCache:
         teacher.eval()
         parts = []
         with torch.no_grad():
-            for i in tqdm(range(0, len(inputs), batch_size), desc="teacher", disable=not progress):
+            batches = range(0, len(inputs), batch_size)
+            bar = progress_bar(batches, total=len(batches), desc="teacher", disable=not progress)
+            for i in bar:
                 x = inputs[i:i + batch_size].to(device)
                 if self.stores == "logits":
                     parts.append(teacher(input_ids=x).logits.float().cpu())
@@ -211,6 +213,7 @@ class TeacherCache:
                     if not parts:
                         self._check_head(teacher, x, hidden)
                     parts.append(hidden.float().cpu())
+        finish(bar, f"teacher: logits for {len(inputs)} blocks cached")
         teacher.train(was_training)
         self.values = torch.cat(parts)
 
@@ -379,7 +382,9 @@ def sample_blocks(model, n_blocks: int, context: int, bos_token_id: int, tempera
     model.eval()
     gen = torch.Generator(device=device).manual_seed(seed)
     out = []
-    for start in tqdm(range(0, n_blocks, batch_size), desc="sample", disable=not progress):
+    batches = range(0, n_blocks, batch_size)
+    bar = progress_bar(batches, total=len(batches), desc="sample", disable=not progress)
+    for start in bar:
         b = min(batch_size, n_blocks - start)
         ids = torch.full((b, 1), bos_token_id, dtype=torch.long, device=device)
         step = model(input_ids=ids, use_cache=True)
@@ -390,6 +395,7 @@ def sample_blocks(model, n_blocks: int, context: int, bos_token_id: int, tempera
             if i + 1 < context:
                 step = model(input_ids=nxt, use_cache=True, **_cache_kwarg(model, step))
         out.append(ids.cpu())
+    finish(bar, f"sample: {n_blocks} blocks of {context} tokens written")
     model.train(was_training)
     return torch.cat(out)
 

@@ -116,6 +116,23 @@ def claim_below_front(gaps: list[dict], what: str, stds: float = 2.0, min_points
     return weakest
 
 
+def claim_reaches_further(better: dict | None, worse: dict | None, what: str,
+                          spreads: float = 2.0) -> float:
+    """Notebook 07's guide: within the same forgetting tolerance, ``better`` reaches a lower
+    domain excess than ``worse`` (each ``fronts.best_within``'s answer), beyond ``spreads`` seed
+    deviations each side, and returns the gap. Two levers on one front (a null) fail, and so does
+    a lever that reaches nothing within the tolerance."""
+    if better is None or worse is None:
+        raise ClaimFailed(f"{what}: a lever has no rate within the tolerance; nothing to compare.")
+    gap = worse["domain_excess"] - better["domain_excess"]
+    bar = spreads * (better["domain_excess_std"] + worse["domain_excess_std"])
+    if not gap > bar:
+        raise ClaimFailed(f"{what}: {better['domain_excess']:.4g} against "
+                          f"{worse['domain_excess']:.4g} is a gap of {gap:+.4g}, not beyond "
+                          f"{bar:.4g} ({spreads:g} seed deviations each side).")
+    return gap
+
+
 def claim_masking(masked, unmasked, few_shot: float, spreads: float = 3.0,
                   min_gap: float = 0.05, min_lift: float = 0.3) -> float:
     """Notebook 04: held-out exact match, one value per seed. Instruction tuning with the
@@ -233,6 +250,15 @@ def claim_extraction(augmented, single, goal: float = 0.8, spreads: float = 2.0,
 
 
 # ----------------------------------------------------------------------------- the checks cell
+def _shown(value) -> str:
+    """A claim's returned number, or a dict of them, in 4 significant digits."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_shown(v)}" for k, v in value.items())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.4g}"
+    return str(value)
+
+
 class Scorecard:
     """A notebook's checks cell, read at a glance: one line per claim (PASS or FAIL, the number,
     the bar), and every claim runs even after one fails; ``close()`` then raises one
@@ -270,18 +296,29 @@ class Scorecard:
         self._line(ok, what, f"{value:.4g} (bar <= {bar:.4g})")
         return ok
 
-    def claim(self, what: str, claim_fn, *args, **kwargs):
-        """Run a ``claim_*`` function: PASS with the number it returns, or FAIL with its reason."""
+    def holds(self, what: str, ok: bool, detail: str) -> bool:
+        """A yes/no claim (an ordering, a match): PASS or FAIL with ``detail``, the numbers."""
+        self._line(bool(ok), what, detail)
+        return bool(ok)
+
+    def info(self, what: str, detail: str) -> None:
+        """A fact true by construction, printed beside the claims but never checked."""
+        print(f"info  {what}: {detail}"[:self.WIDTH])
+
+    def claim(self, what: str, claim_fn, /, *args, **kwargs):
+        """Run a ``claim_*`` function: PASS with the number it returns, or FAIL with its reason.
+        ``what`` is positional-only, so a claim's own ``what=`` keyword passes through to it."""
         try:
             value = claim_fn(*args, **kwargs)
         except ClaimFailed as err:
             self._line(False, what, str(err))
             return None
-        self._line(True, what, f"{value:.4g}" if isinstance(value, (int, float)) else str(value))
+        self._line(True, what, _shown(value))
         return value
 
     def close(self) -> int:
         """Raise ``ClaimFailed`` if any check failed; otherwise the number that passed."""
         if self.failures:
             raise ClaimFailed(f"{len(self.failures)} check(s) failed: " + "; ".join(self.failures))
+        print(f"all {self.passed} checks passed")  # run-all's key result: a checks cell's last line
         return self.passed

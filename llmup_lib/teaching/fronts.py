@@ -145,15 +145,17 @@ def best_within(curve: list[dict], base_general_loss: float, tolerance: float) -
     limit falls between two rates of the front, the excess is read off the front there (linear in
     forgetting) and ``rates`` names both, since a rate between them would reach it; where the
     front stays inside the limit, it is the front's best point. None when even the gentlest point
-    forgets more."""
+    forgets more. ``domain_excess_std`` is the seed deviation read off the front the same way."""
     limit = validate_tolerance(tolerance) * base_general_loss
     ordered = sorted(curve, key=lambda p: p[FORGETTING])
     if ordered[0][FORGETTING] > limit:
         return None
     if ordered[-1][FORGETTING] <= limit:
         best = min(curve, key=lambda p: p[LEARNING])
-        return {LEARNING: best[LEARNING], "rates": (best["lr"],)}
+        return {LEARNING: best[LEARNING], LEARNING + "_std": best[LEARNING + "_std"],
+                "rates": (best["lr"],)}
     inside = max((p for p in ordered if p[FORGETTING] <= limit), key=lambda p: p[FORGETTING])
     outside = min((p for p in ordered if p[FORGETTING] > limit), key=lambda p: p[FORGETTING])
-    return {LEARNING: read_front(curve, limit, along=FORGETTING)[LEARNING],
+    found = read_front(curve, limit, along=FORGETTING)
+    return {LEARNING: found[LEARNING], LEARNING + "_std": found[LEARNING + "_std"],
             "rates": tuple(sorted((inside["lr"], outside["lr"])))}
