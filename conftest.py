@@ -51,9 +51,9 @@ if nbval_plugin is not None:
 # run of 00-01 about 160 s, 06 123 s, 03 122 s, 02 92 s, 04 79 s, 01 77 s, 05 69 s, 07 61-81 s,
 # the benchmark smoke test about 60 s): started first, so no worker is left alone with a long
 # one at the end. Everything else keeps its collection order.
-_LONG_FIRST = ("08_real_model", "test_binder.py", "06_distillation", "03_lora_peft", "02_full_finetuning",
+_LONG_FIRST = ("08_real_model", "test_binder.py", "03_lora_peft", "02_full_finetuning", "06_distillation",
                "04_instruction_tuning", "04b_knowledge_extraction", "01_baseline", "07_which_upgrade",
-               "05_scaling", "05b_capacity",
+               "06b_distillation_recipes", "05_scaling", "05b_capacity",
                "test_benchmarks.py")
 
 
