@@ -53,7 +53,7 @@ if nbval_plugin is not None:
 # one at the end. Everything else keeps its collection order.
 _LONG_FIRST = ("08_real_model", "test_binder.py", "03_lora_peft", "02_full_finetuning", "06_distillation",
                "04_instruction_tuning", "04b_knowledge_extraction", "01_baseline", "07_which_upgrade",
-               "06b_distillation_recipes", "05_scaling", "05b_capacity",
+               "06b_distillation_recipes", "05_scaling", "05b_knowledge_capacity",
                "test_benchmarks.py")
 
 

@@ -160,7 +160,9 @@ def test_cli_refuses_bad_sizes_workers_and_a_missing_table(tmp_path, capsys):
                           (["--seeds", "a"], "--seeds 'a'"),
                           (["--lrs", "0"], "--lrs '0' must be positive rates"),
                           (["--at-best", "--out", str(tmp_path / "none.json")], "No capacity"),
-                          (["--extend", "--out", str(saved)], "another recipe")):
+                          (["--extend", "--out", str(saved)], "another recipe"),
+                          (["--exposures", "0"], "exposures=0 must be a positive whole number"),
+                          (["--exposures", "-5"], "exposures=-5")):
         with pytest.raises(SystemExit) as stop:
             main(["experiment", "capacity", *argv] + ([] if "--out" in argv
                                                       else ["--out", str(saved)]))
@@ -199,3 +201,18 @@ def test_prepared_data_is_kept_per_seed_and_tokenizer(tok):
     chars = char_tokenizer(["abcdefghijklmnopqrstuvwxyz .,ABCDEFGHIJKLMNOPQRSTUVWXYZ"])
     other = cap.capacity_data(0, chars, TINY)
     assert other is not first and other["train"].numel() != first["train"].numel()
+
+
+def test_an_exposure_count_has_its_own_recipe_and_table():
+    """05b's exposure sweep: another count of biographies per person is another recipe (so a
+    table made at 200 is refused for 50) and is written to a table of its own."""
+    assert cap.exposure_recipe() is cap.RECIPE and cap.table_path() == cap.DATA_DIR / "cpu.json"
+    fifty = cap.exposure_recipe(50)
+    assert fifty.exposures == 50 and fifty.people == cap.RECIPE.people
+    assert cap.table_path(exposures=50) == cap.DATA_DIR / "cpu_e50.json"
+    assert cap.table_path(exposures=200) == cap.table_path()
+    with pytest.raises(ValueError, match="another recipe"):
+        cap.load_table(cap.table_path(), fifty)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="positive whole number"):
+            cap.exposure_recipe(bad)

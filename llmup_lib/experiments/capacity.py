@@ -27,7 +27,7 @@ import json
 import math
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..methods.scaling import loglog_fit
@@ -50,6 +50,8 @@ class CapacityRecipe:
 
 
 RECIPE = CapacityRecipe()
+# notebook 05b's exposure sweep: readings per person, each count a table of its own (200: cpu.json)
+EXPOSURES = (50, 100, 200, 400)
 CAPACITY = Kind("capacity", "capacity", row_key=("size", "lr", "seed"),
                 order=("seed", "params", "lr"),
                 takes=" (the commands in llmup_lib/data/capacity/README.md: 17 minutes on 2 cores)")
@@ -182,8 +184,20 @@ def run_table(points, tokenizer, recipe: CapacityRecipe = RECIPE, workers: int =
 
 
 # ----------------------------------------------------------------------------- files
-def table_path(profile: str = "cpu") -> Path:
-    return DATA_DIR / f"{profile}.json"
+def exposure_recipe(exposures: int | None = None) -> CapacityRecipe:
+    """The recipe with ``exposures`` biographies per person (None: the default, 200)."""
+    if exposures is None:
+        return RECIPE
+    if isinstance(exposures, bool) or not isinstance(exposures, int) or exposures <= 0:
+        raise ValueError(f"exposures={exposures!r} must be a positive whole number of biographies "
+                         "per person; pass e.g. 100.")
+    return replace(RECIPE, exposures=exposures)
+
+
+def table_path(profile: str = "cpu", exposures: int = RECIPE.exposures) -> Path:
+    """The shipped table: ``cpu.json`` at the default exposures, ``cpu_e<N>.json`` at others."""
+    suffix = "" if exposures == RECIPE.exposures else f"_e{exposures}"
+    return DATA_DIR / f"{profile}{suffix}.json"
 
 
 def load_table(path=None, recipe: CapacityRecipe = RECIPE) -> dict:

@@ -92,6 +92,9 @@ def add_experiment_parser(sub) -> None:
                           help="runs trained at once, each in a process of its own (default 1)")
     capacity.add_argument("--extend", action="store_true",
                           help="add the runs to the existing --out table instead of replacing it")
+    capacity.add_argument("--exposures", type=int, default=None,
+                          help="biographies per person, one pass (default 200); another count "
+                          "writes its own table, llmup_lib/data/capacity/cpu_e<N>.json")
     capacity.add_argument("--out", default=None,
                           help="table to write (default: llmup_lib/data/capacity/cpu.json)")
     extraction = _one_line_errors(names.add_parser(
@@ -186,18 +189,19 @@ def _extraction(args, command):
 def _capacity(args, command):
     from ..core.family import non_embedding_params, parse_shape
     from ..core.tokenizer import load_tokenizer
-    from .capacity import (CAPACITY, SIZES, best_rates, load_table, run_table, table_path,
-                           validate_size)
+    from .capacity import (CAPACITY, SIZES, best_rates, exposure_recipe, load_table, run_table,
+                           table_path, validate_size)
     from .runner import row_keys, validate_workers
 
-    out = args.out or table_path()
+    recipe = exposure_recipe(args.exposures)
+    out = args.out or table_path(exposures=recipe.exposures)
     sizes = [validate_size(s.strip()) for s in (args.sizes or ",".join(SIZES)).split(",")]
     seeds = _numbers(args.seeds, int, "--seeds", "0,1,2")
     lrs = _numbers(args.lrs, float, "--lrs", "6e-3,1.2e-2")
     if not all(lr > 0 for lr in lrs):
         raise ValueError(f"--lrs {args.lrs!r} must be positive rates, e.g. 6e-3,1.2e-2.")
     validate_workers(args.workers)
-    previous = load_table(out) if (args.extend or args.at_best) else None
+    previous = load_table(out, recipe) if (args.extend or args.at_best) else None
     if args.at_best:
         best = best_rates(previous)
         missing = [s for s in sizes if s not in best]
@@ -214,7 +218,7 @@ def _capacity(args, command):
 
     def run():
         start = time.perf_counter()
-        table = run_table(points, load_tokenizer(), workers=args.workers)
+        table = run_table(points, load_tokenizer(), recipe, workers=args.workers)
         _save(CAPACITY, table, previous, command, start, out)
     return run
 
