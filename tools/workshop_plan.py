@@ -46,7 +46,8 @@ def words(source: str) -> int:
 
 
 def readme_rows() -> dict[str, dict]:
-    """The README's notebook table: per notebook its measured cold run (s) and peak memory."""
+    """The README's notebook table: per notebook its measured cold run (s, the slower end of a
+    range) and peak memory."""
     out = {}
     for line in (ROOT / "README.md").read_text().splitlines():
         m = re.match(r"\| `(\d\d[a-z]?_\w+)`( \(optional\))? \|.*?\| ([\d–-]+) s \| ([\d.,]+ [MG]B) \|", line)
@@ -72,18 +73,8 @@ def costs_block() -> str:
     return "\n".join(lines + ["", COSTS_END])
 
 
-def run_seconds() -> dict[str, float]:
-    """The README's measured cold run per notebook (the slower end of a range)."""
-    out = {}
-    for line in (ROOT / "README.md").read_text().splitlines():
-        m = re.match(r"\| `(\d\d[a-z]?_\w+)` \|.*?\| ([\d–-]+) s \|", line)
-        if m:
-            out[m.group(1)] = float(re.split(r"[–-]", m.group(2))[-1])
-    return out
-
-
 def plan() -> list[dict]:
-    runs, rows = run_seconds(), []
+    runs, rows = {stem: row["run_s"] for stem, row in readme_rows().items()}, []
     for stem, exercises, skip, what in PATH:
         nb = nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
         ids = {c.metadata.get("exercise_id") for c in nb.cells} - {None}
