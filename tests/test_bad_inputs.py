@@ -13,6 +13,7 @@ from llmup_lib.teaching import claims, distributions, fronts, results, widgets
 from llmup_lib.core import corpora, models
 from llmup_lib.core import family
 from llmup_lib.methods import distill, finetune, lora, scaling
+from llmup_lib.tasks import domain
 from llmup_lib.world import stories as world, biographies as bio
 from llmup_lib.core.evaluate import generate, generate_greedy
 from llmup_lib.core.models import build_model
@@ -341,6 +342,13 @@ ROWS = [
      ["health_share=1.0", "must be a number in [0, 1)", "health_share=0.1"]),
     ("tune-method", lambda c: tuning.parse_grid(["lora=1e-2"]), ValueError,
      ["Unknown method 'lora'", "'lora-rK'", "e.g. 'lora-r2'"]),
+    ("tune-steps", lambda c: tuning.validate_steps(0), ValueError,
+     ["steps=0", "positive whole number of steps", "e.g. 30"]),
+    ("replay-share", lambda c: domain.replay_blocks(torch.zeros(4, 8), torch.ones(4, 8), 1.0),
+     ValueError, ["share=1.0", "a fraction in [0, 1)", "e.g. 0.2"]),
+    ("forgetting-measure", lambda c: fronts.front_points({"rows": []}, "full", 0.6,
+                                                         measure="domain_facts"),
+     ValueError, ["measure='domain_facts'", "not a forgetting measure", "'world_facts'"]),
     ("tune-rate", lambda c: tuning.parse_grid(["full=-1e-3"]), ValueError,
      ["[-0.001]", "must be positive numbers", "pass e.g. [1e-3, 3e-3, 1e-2]"]),
     ("tune-task", lambda c: tuning.parse_grid(["kd=1e-2"], task="pretrain"), ValueError,

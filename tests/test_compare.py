@@ -231,3 +231,20 @@ def test_an_explorer_prints_its_default_result_before_the_widget(capsys):
     assert out[0] == "at the defaults (rank=4, name='q'); with a live kernel, change them below:"
     assert "rank 4 for q" in out[1:] and seen[0] == (4, "q")
     assert isinstance(widget, w.interactive) and len(widget.children) >= 3
+
+
+def test_the_headline_operating_point_fails_on_erasure_and_on_a_run_that_did_not_learn():
+    """Notebook 02's headline check (claims.claim_operating_point), fed its two broken runs:
+    the erasure at the pretraining peak rate, and the base model itself (a null that learns
+    nothing and forgets nothing)."""
+    from llmup_lib.teaching.claims import claim_operating_point
+
+    base = {"general loss": 0.631, "domain excess": 3.323}
+    headline = {"general loss": 0.695, "domain excess": 1.016}  # 02's, 2026-12-04
+    assert claim_operating_point(base, headline, 0.25) == ("general loss +10%, domain excess 31% "
+                                                           "of the base's")
+    erasure = {"general loss": 5.983, "domain excess": 0.085}
+    with pytest.raises(AssertionError, match="rose 848% .* beyond the 25% tolerance"):
+        claim_operating_point(base, erasure, 0.25)
+    with pytest.raises(AssertionError, match="100% of the base model's, not at most 50%"):
+        claim_operating_point(base, base, 0.25)

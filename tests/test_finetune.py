@@ -225,6 +225,28 @@ def test_domain_scorer_gives_notebook_02s_numbers_in_order():
     assert full["domain excess"] == full["domain loss"] - domain_floor_nats(profile, tok)
     short = domain_scorer(profile, tok)
     assert short(model) == {m: full[m] for m in ("domain loss", "domain facts", "general loss")}
+    # the domain loss is scored on whole notes, each from its start: the floor's contexts
+    from llmup_lib.core.evaluate import whole_document_losses
+
+    nats, counts = whole_document_losses(model, tok, short.domain_texts)
+    assert full["domain loss"] == pytest.approx(float(nats.sum() / counts.sum()))
+    assert len(short.domain_texts) == profile.n_val
     for bad in ("domain loss", (), ["domain loss", "accuracy"]):
         with pytest.raises(ValueError, match="must be one or more of"):
             domain_scorer(profile, tok, metrics=bad)
+
+
+def test_replay_mixes_a_share_of_general_blocks_into_the_domain_blocks():
+    import torch
+
+    from llmup_lib.tasks.domain import REPLAY_SHARE, replay_blocks
+
+    domain, general = torch.zeros(40, 8, dtype=torch.long), torch.ones(100, 8, dtype=torch.long)
+    mix = replay_blocks(domain, general)
+    assert REPLAY_SHARE == 0.2 and len(mix) == 50 and (mix[40:] == 1).all()
+    assert (mix[:40] == 0).all() and len(replay_blocks(domain, general, 0.0)) == 40
+    for bad in (1.0, -0.1, "0.2", True):
+        with pytest.raises(ValueError, match=f"share={bad!r} must be a fraction in"):
+            replay_blocks(domain, general, bad)
+    with pytest.raises(ValueError, match="needs 360 general blocks and there are 100"):
+        replay_blocks(domain, general, 0.9)

@@ -26,7 +26,7 @@ REFERENCE = [point(0.1, 2.0), point(0.2, 1.0), point(0.4, 0.5), point(0.8, 0.25)
 
 def test_front_points_average_seeds_and_measure_forgetting_from_the_base():
     t = table("full", [(1e-3, 0, 0.2, 1.5), (1e-3, 1, 0.4, 2.5), (3e-4, 0, 0.5, 1.1)])
-    points = front_points(t, "full", base_general_loss=BASE)
+    points = front_points(t, "full", base=BASE)
     assert [p["lr"] for p in points] == [3e-4, 1e-3]
     assert points[1]["domain_excess"] == pytest.approx(0.3)
     assert points[1]["forgetting"] == pytest.approx(1.0)  # mean general loss 2.0 minus the base
@@ -34,6 +34,16 @@ def test_front_points_average_seeds_and_measure_forgetting_from_the_base():
     assert points[0]["n"] == 1 and points[0]["forgetting_std"] == 0.0
     with pytest.raises(ValueError, match=r"no runs of 'lora-r4'.*\['full'\]"):
         front_points(t, "lora-r4", BASE)
+
+
+def test_front_points_read_world_facts_lost_as_the_forgetting():
+    """The second forgetting axis: the share of world facts lost from the base model's."""
+    t = table("full", [(1e-3, 0, 0.2, 1.5), (1e-3, 1, 0.4, 2.5)])
+    t["rows"][0]["world_facts"], t["rows"][1]["world_facts"] = 0.40, 0.30
+    (p,) = front_points(t, "full", 0.60, measure="world_facts")
+    assert p["forgetting"] == pytest.approx(0.25) and p["world_facts"] == pytest.approx(0.35)
+    with pytest.raises(ValueError, match="measure='domain_facts' is not a forgetting measure"):
+        front_points(t, "full", 0.60, measure="domain_facts")
 
 
 def test_front_drops_points_beaten_on_both_axes():
@@ -106,6 +116,15 @@ def test_verdicts_and_the_below_front_claim_fail_on_a_null():
         claim_below_front(matched_gaps(same, REFERENCE), "LoRA r=4")  # the null
     with pytest.raises(ClaimFailed, match="1 point"):
         claim_below_front(matched_gaps(worse[:1], REFERENCE), "LoRA r=4")
+    from llmup_lib.teaching.claims import claim_above_front
+
+    assert claim_above_front(matched_gaps(better, REFERENCE), "replay") > 2
+    with pytest.raises(ClaimFailed, match="on its front, not above it"):
+        claim_above_front(matched_gaps(same, REFERENCE), "replay")  # the null
+    with pytest.raises(ClaimFailed, match="not above it"):
+        claim_above_front(matched_gaps(worse, REFERENCE), "replay")  # the wrong side
+    with pytest.raises(ClaimFailed, match="0 point"):
+        claim_above_front([], "replay")
 
 
 def test_best_within_reads_the_front_where_it_crosses_the_tolerance():
@@ -141,3 +160,28 @@ def test_the_guide_claim_needs_a_gap_beyond_the_seeds_and_fails_on_one_front():
         claim_reaches_further(good, best_within(noisy, BASE, 0.75), "within the seeds")
     with pytest.raises(ClaimFailed, match="no rate within the tolerance"):
         claim_reaches_further(good, best_within(curve, BASE, 0.1), "nothing inside")
+
+
+def test_placement_reads_both_gaps_and_says_where_a_curve_lies():
+    from llmup_lib.teaching.fronts import placement
+
+    below = [point(x, 1.5 * f, method="lora") for x, f in ((0.2, 1.0), (0.4, 0.5), (0.8, 0.25))]
+    found = placement(below, REFERENCE)
+    assert found["verdict"] == "below" and found["stds"] > 2
+    assert found["forgets"] == pytest.approx((0.125, 0.5))  # forgets more at the same excess
+    assert found["learns"][0] > 0  # and learns less at the same forgetting
+    same = placement(REFERENCE, REFERENCE)  # a null: one front against itself
+    assert same["verdict"] == "on" and same["forgets"] == (0, 0) and same["stds"] == 0
+    outside = placement([point(5.0, 9.0), point(6.0, 8.0), point(7.0, 7.0)], REFERENCE)
+    assert outside == {"verdict": None, "forgets": None, "learns": None, "stds": None}
+
+
+def test_lever_fronts_give_every_lever_its_points_and_a_front_where_one_exists():
+    from llmup_lib.teaching.fronts import lever_fronts
+
+    rows = [(lr, 0, x, g) for lr, x, g in ((1e-4, 0.8, 1.2), (3e-4, 0.4, 1.5), (1e-3, 0.2, 2.0))]
+    t = table("full", rows)
+    t["rows"] += table("lora-r1", [(1e-3, 0, 0.9, 1.4), (3e-3, 0, 0.5, 1.9)])["rows"]
+    points, fronts = lever_fronts(t, {"full": ("full", BASE), "r=1": ("lora-r1", BASE)})
+    assert [p["forgetting"] for p in points["full"]] == pytest.approx([0.2, 0.5, 1.0])
+    assert set(fronts) == {"full"} and len(points["r=1"]) == 2  # two rates: no curve

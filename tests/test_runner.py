@@ -37,10 +37,13 @@ def test_a_table_holds_its_recipe_rows_and_one_provenance_scheme():
 
 
 def test_provenance_reads_every_shipped_form():
-    """The shipped tables stay as they are: tuning's command + extended_by, extraction's
-    command, capacity's made_by list."""
+    """The shipped tables stay as they are: the distillation sweep's command + extended_by,
+    extraction's command, capacity's made_by list; the domain sweep (remade 2026-12-05) is in
+    the one scheme, with its machine, cores and date."""
+    distill = json.loads((DATA_DIR / "tuning" / "cpu_distill.json").read_text())
+    assert [e["wall_seconds"] for e in R.provenance(distill)] == [1244, 422, 104]
     domain = json.loads((DATA_DIR / "tuning" / "cpu_domain.json").read_text())
-    assert [e["wall_seconds"] for e in R.provenance(domain)] == [1408, 1134, 67, 1157, 129]
+    assert set(R.provenance(domain)[0]) == set(R.PROVENANCE)
     extraction = json.loads((DATA_DIR / "extraction" / "cpu.json").read_text())
     assert [e["command"].split()[3] for e in R.provenance(extraction)] == ["extraction"]
     capacity = json.loads((DATA_DIR / "capacity" / "cpu.json").read_text())
@@ -131,13 +134,16 @@ def test_each_caller_keeps_its_rule_and_its_rates_on_the_shipped_tables():
 
     tables = {task: json.loads((DATA_DIR / "tuning" / f"cpu_{task}.json").read_text())
               for task in ("domain", "distill")}
-    expected = {"domain": {"full": 3e-3, "lora-r1": 3e-2, "lora-r2": 3e-2, "lora-r4": 3e-2,
-                           "lora-r8": 1e-2, "lora-r16": 1e-2, "larger": 3e-3, "scratch": 3e-3},
+    # the domain table scored on whole notes (2026-12-05): full's 3e-3 and 1e-2 are 0.008 apart,
+    # beyond one seed deviation, so its best moved from 3e-3 (packed blocks) to 1e-2
+    expected = {"domain": {"full": 1e-2, "full-replay": 1e-2, "lora-r1": 3e-2, "lora-r2": 3e-2,
+                           "lora-r4": 3e-2, "lora-r8": 1e-2, "lora-r16": 1e-2, "larger": 3e-3,
+                           "scratch": 3e-3},
                 "distill": {"scratch": 1e-2, "kd": 1e-2, "kd-half": 3e-3, "kd-half-init": 1e-3,
                             "t4-with-t2": 1e-2, "t4-without-t2": 3e-3}}  # T² arms tuned 2026-12-04
     for task, rates in expected.items():
         assert {m: tuning.best_rate(tables[task], m) for m in rates} == rates, task
-    assert tuning.best_rate(tables["domain"], "full", one_std=False) == 1e-2  # the rules differ
+    assert tuning.best_rate(tables["domain"], "full", one_std=False) == 1e-2  # the rules agree
     assert capacity.best_rates(capacity.load_table())["2x24"] == 1.2e-2
 
 

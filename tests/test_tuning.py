@@ -128,6 +128,33 @@ def test_tables_round_trip_and_refuse_another_base(table, tiny_profile, tmp_path
         load_tuning_table(tiny_profile, tok, path, task="distill")
     with pytest.raises(FileNotFoundError, match="python -m llmup_lib experiment tune"):
         load_tuning_table(tiny_profile, tok, tmp_path / "missing.json")
+    # a table scored on packed blocks (before 2026-12-05: no "scoring" field) is refused
+    packed = save({k: v for k, v in table.items() if k != "scoring"}, tmp_path / "packed.json")
+    with pytest.raises(ValueError, match="scoring 'packed blocks', not 'whole documents'"):
+        load_tuning_table(tiny_profile, tok, packed)
+    with pytest.raises(ValueError, match="another recipe .steps None, not 30.*--steps 30"):
+        load_tuning_table(tiny_profile, tok, path, steps=30)
+
+
+@pytest.mark.slow  # 30 s on 2 shared cores (2026-12-05)
+def test_a_step_budget_and_replay_run_the_same_in_worker_processes(tiny_profile, tmp_path):
+    """``--steps N`` trains every run for N steps under a recipe that records N; ``full-replay``
+    trains on the replay mix; ``--workers 2`` gives the same numbers as one process."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LLMUP_CACHE", str(tmp_path))
+    try:
+        tok = load_tokenizer()
+        grid = {"full": [1e-3], "full-replay": [1e-3]}
+        here = tune(grid, [0], tiny_profile, tok, log=None, steps=3)
+        there = tune(grid, [0], tiny_profile, tok, log=None, steps=3, workers=2)
+    finally:
+        mp.undo()
+    assert here["steps"] == 3 and here["scoring"] == "whole documents"
+    assert [r["steps"] for r in here["rows"]] == [3, 3]
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "train_seconds"} for r in rows]
+    assert drop(here["rows"]) == drop(there["rows"])
+    full, replay = here["rows"]
+    assert full["domain_loss"] != replay["domain_loss"]  # replay saw other blocks
 
 
 def test_shipped_table_matches_the_shipped_base_and_has_three_seeds():
@@ -137,7 +164,8 @@ def test_shipped_table_matches_the_shipped_base_and_has_three_seeds():
 
     profile, tok = get_profile("cpu"), load_tokenizer()
     table = load_tuning_table(profile, tok)
-    assert table["command"].startswith("python -m llmup_lib tune")
+    assert table["command"].startswith("python -m llmup_lib experiment tune")
+    assert table["scoring"] == "whole documents"
     for method in ("full", "lora-r2", "scratch"):
         stats = {lr: s for (m, lr), s in summary(table).items() if m == method}
         assert len(stats) >= 3 and all(s["n"] >= 3 for s in stats.values()), method
@@ -151,6 +179,22 @@ def test_shipped_table_matches_the_shipped_base_and_has_three_seeds():
 def test_unknown_methods_are_refused(bad, message):
     with pytest.raises(ValueError, match=message):
         validate_method(bad)
+
+
+def test_step_budgets_name_their_own_table_and_bad_budgets_are_refused():
+    from llmup_lib.experiments.tuning import tuning_recipe, tuning_table_path, validate_steps
+
+    assert validate_method("full-replay") == "full-replay"
+    assert tuning_table_path("cpu").name == "cpu_domain.json"
+    assert tuning_table_path("cpu", "domain", 30).name == "cpu_domain_steps30.json"
+    recipe = tuning_recipe(get_profile("cpu"), load_tokenizer(), steps=30)
+    assert (recipe.steps, recipe.scoring) == (30, "whole documents")
+    assert tuning_recipe(get_profile("cpu"), load_tokenizer(), "distill").scoring == "packed blocks"
+    for bad in (0, -5, 2.5, True, "30"):
+        with pytest.raises(ValueError, match=f"steps={bad!r} must be a positive whole number"):
+            validate_steps(bad)
+    with pytest.raises(ValueError, match="only the domain task runs at another step budget"):
+        validate_steps(30, "distill")
 
 
 def test_bad_grids_and_seeds_are_refused(tiny_profile):

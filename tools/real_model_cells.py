@@ -107,11 +107,12 @@ the ideal real scaling experiment for the same `fit_power_law`.""", '''\
 from llmup_lib.real import real_model_section
 
 if real_model_section(profile, "the real-model point"):
-    from llmup_lib.core.evaluate import language_model_metrics
+    from llmup_lib.core.evaluate import whole_document_metrics
     from llmup_lib.core.models import count_params
 
 {load}
-    m = language_model_metrics(real, real_tok, list(corpus["validation"]["text"])[:40], 128,
+    # each story scored whole, from its start: the contexts the floor is the floor of
+    m = whole_document_metrics(real, real_tok, list(corpus["validation"]["text"])[:40],
                                floor_bpc=floor_bpc)
     n = count_params(real)["non_embedding"]
     print(f"SmolLM2-135M ({{n / 1e6:.0f}} M non-embedding parameters): "

@@ -40,9 +40,9 @@ def add_experiment_parser(sub) -> None:
         "(--task distill)"))
     tune.add_argument("--profile", default=None, help="cpu (default) or gpu")
     tune.add_argument("--grid", action="append", default=None, metavar="METHOD=LR,LR,...",
-                      help="a method and its rates, repeatable; methods: full, scratch, larger, "
-                      "lora-rK (domain); scratch, kd, kd-half, kd-half-init, t4-with-t2, "
-                      "t4-without-t2 (distill) (default: the shipped table's grid)")
+                      help="a method and its rates, repeatable; methods: full, full-replay, "
+                      "scratch, larger, lora-rK (domain); scratch, kd, kd-half, kd-half-init, "
+                      "t4-with-t2, t4-without-t2 (distill) (default: the shipped table's grid)")
     tune.add_argument("--task", default="domain", choices=("domain", "distill"),
                       help="domain: notebooks 02-03's fine-tuning methods (default); distill: "
                       "notebook 06's students")
@@ -52,6 +52,12 @@ def add_experiment_parser(sub) -> None:
     tune.add_argument("--extend", action="store_true",
                       help="add the grid's runs to the existing --out table (runs it already "
                       "holds are skipped) instead of replacing it")
+    tune.add_argument("--steps", type=int, default=None,
+                      help="domain task: fine-tune for N steps instead of the recipe's 100; "
+                      "writes its own table, llmup_lib/data/tuning/<profile>_domain_steps<N>.json")
+    tune.add_argument("--workers", type=int, default=None,
+                      help="train N runs at once, each in a process of its own with the cores "
+                      "split between them (default: one run at a time, in-process)")
     sweep = _one_line_errors(names.add_parser(
         "sweep", help="train a grid of model sizes (and IsoFLOP budgets) and save the results "
         "as a CSV/JSON table (notebook 05)"))
@@ -152,21 +158,26 @@ def _save(kind, table, previous, command: str, start: float, path) -> None:
 def _tune(args, command):
     from ..core.profiles import get_profile
     from ..core.tokenizer import load_tokenizer
-    from .runner import row_keys
+    from .runner import row_keys, validate_workers
     from .tuning import (DEFAULT_GRID, TUNING, load_tuning_table, parse_grid, tune,
-                         tuning_table_path)
+                         tuning_table_path, validate_steps)
 
     profile = get_profile(args.profile)
     grid = parse_grid(args.grid or DEFAULT_GRID[args.task], args.task)
     seeds = _numbers(args.seeds, int, "--seeds", "0,1,2")
     tokenizer = load_tokenizer()
-    path = args.out or tuning_table_path(profile.name, args.task)
-    previous = load_tuning_table(profile, tokenizer, path, args.task) if args.extend else None
+    steps = validate_steps(args.steps, args.task)
+    if args.workers is not None:
+        validate_workers(args.workers)
+    path = args.out or tuning_table_path(profile.name, args.task, steps)
+    previous = (load_tuning_table(profile, tokenizer, path, args.task, steps) if args.extend
+                else None)
     skip = row_keys(TUNING, previous) if previous is not None else ()
 
     def run():
         start = time.perf_counter()
-        table = tune(grid, seeds, profile, tokenizer, task=args.task, skip=skip)
+        table = tune(grid, seeds, profile, tokenizer, task=args.task, skip=skip, steps=steps,
+                     workers=args.workers)
         _save(TUNING, table, previous, command, start, path)
     return run
 

@@ -8,9 +8,17 @@ world facts. The ``cpu`` table is shipped in ``llmup_lib/data/tuning/`` (too slo
 budget); ``python -m llmup_lib experiment tune`` made it, and the notebooks read it, take each method's best
 rate from it, and retrain one row live to check the table is what this code produces.
 
-Methods: ``full`` (every weight), ``scratch`` (the same architecture from random weights),
-``lora-rK`` (rank K on all linear layers, plus the domain's never-trained token rows), ``larger``
-(notebook 07's larger pretrained model, ``base.LARGER``, fully fine-tuned).
+Methods: ``full`` (every weight), ``full-replay`` (every weight, on the notes with a fifth of
+the blocks drawn from the general corpus: ``domain.replay_blocks``), ``scratch`` (the same
+architecture from random weights), ``lora-rK`` (rank K on all linear layers, plus the domain's
+never-trained token rows), ``larger`` (notebook 07's larger pretrained model, ``base.LARGER``,
+fully fine-tuned).
+
+The domain loss is scored on whole held-out notes (``domain.DomainScorer``), the contexts the
+floor is the floor of; a table records that as its ``scoring``, and a table scored on packed blocks
+(made before 2026-12-05) is refused. ``steps`` (``--steps``) runs the grid at another step budget
+into a table of its own (``cpu_domain_steps30.json`` for 30 steps); ``--workers`` trains that many
+runs at once, one process each.
 
 A second task, ``distill``, sweeps notebook 06's students (``tasks.students.DISTILL_METHODS``: the
 `nano` student from scratch and by logit KD, a half-depth student at the teacher's width, from
@@ -28,17 +36,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .runner import Kind, best_rates, load, new_table, run_points
+from .runner import Kind, best_rates, load, new_table, run_points, validate_workers
 
 METRICS = ("domain_loss", "domain_excess", "domain_facts", "general_loss", "world_facts")
 TASK_METRICS = {"domain": METRICS, "distill": ("val_loss",)}
-_METHOD = re.compile(r"^(full|scratch|larger|lora-r([1-9][0-9]*))$")
+_METHOD = re.compile(r"^(full|full-replay|scratch|larger|lora-r([1-9][0-9]*))$")
+# how each task's loss is scored (a table records it; one scored otherwise is refused)
+SCORING = {"domain": "whole documents", "distill": "packed blocks"}
 # the CLI's grid when --grid is not given: the shipped tables' (llmup_lib/data/tuning/README.md)
 DEFAULT_GRID = {
-    "domain": ["full=3e-4,1e-3,3e-3,1e-2,3e-2", "lora-r2=3e-3,1e-2,3e-2,1e-1",
-               "scratch=1e-3,3e-3,1e-2,3e-2", "lora-r1=1e-2,3e-2,1e-1",
-               "lora-r4=3e-3,1e-2,3e-2,1e-1", "lora-r8=3e-3,1e-2,3e-2",
-               "lora-r16=1e-3,3e-3,1e-2,3e-2", "larger=1e-3,3e-3,1e-2"],
+    "domain": ["larger=1e-4,3e-4,1e-3,3e-3,1e-2", "full=3e-5,1e-4,3e-4,1e-3,3e-3,1e-2,3e-2",
+               "full-replay=3e-5,1e-4,3e-4,1e-3,3e-3", "lora-r1=3e-4,1e-3,3e-3,1e-2,3e-2,1e-1",
+               "lora-r2=3e-3,1e-2,3e-2,1e-1", "lora-r4=3e-4,1e-3,3e-3,1e-2,3e-2,1e-1",
+               "lora-r8=1e-3,3e-3,1e-2,3e-2", "lora-r16=1e-4,3e-4,1e-3,3e-3,1e-2,3e-2",
+               "scratch=1e-3,3e-3,1e-2,3e-2"],
     "distill": ["scratch=3e-3,1e-2,3e-2", "kd=3e-3,1e-2,3e-2", "kd-half=1e-3,3e-3,1e-2",
                 "kd-half-init=3e-4,1e-3,3e-3,1e-2", "t4-with-t2=1e-2", "t4-without-t2=1e-2"],
 }
@@ -46,23 +57,42 @@ DEFAULT_GRID = {
 
 @dataclass(frozen=True)
 class TuningRecipe:
-    """What a tuning table's runs share: the profile, the task and the base model's recipe key
-    (``base.base_recipe_key``; a rebuilt tokenizer or base changes it). Kept as top-level
-    fields of the table, as the shipped tables hold them."""
+    """What a tuning table's runs share: the profile, the task, the base model's recipe key
+    (``base.base_recipe_key``; a rebuilt tokenizer or base changes it), the step budget (``None``:
+    the task's recipe, ``domain_recipe``) and how the loss is scored (``SCORING``). Kept as
+    top-level fields of the table, as the shipped tables hold them."""
 
     profile: str
     task: str
     recipe_key: str
+    steps: int | None = None
+    scoring: str = "whole documents"
 
 
 TUNING = Kind("tune", "tuning", row_key=("method", "lr", "seed"),
-              recipe_fields=("profile", "task", "recipe_key"), defaults=(("task", "domain"),))
+              recipe_fields=("profile", "task", "recipe_key", "steps", "scoring"),
+              defaults=(("task", "domain"), ("steps", None), ("scoring", "packed blocks")))
 
 
-def tuning_recipe(profile, tokenizer, task: str = "domain") -> TuningRecipe:
+def tuning_recipe(profile, tokenizer, task: str = "domain", steps: int | None = None
+                  ) -> TuningRecipe:
     from ..core.base import base_recipe_key
 
-    return TuningRecipe(profile.name, validate_task(task), base_recipe_key(profile, tokenizer))
+    task = validate_task(task)
+    return TuningRecipe(profile.name, task, base_recipe_key(profile, tokenizer),
+                        validate_steps(steps, task), SCORING[task])
+
+
+def validate_steps(steps, task: str = "domain") -> int | None:
+    """``None`` (the task's own budget) or a positive whole number of steps (domain task only)."""
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
+        raise ValueError(f"steps={steps!r} must be a positive whole number of steps, e.g. 30.")
+    if task != "domain":
+        raise ValueError(f"steps={steps!r}: only the domain task runs at another step budget; "
+                         "leave --steps out for the distill task.")
+    return steps
 
 
 def validate_task(task) -> str:
@@ -78,8 +108,8 @@ def validate_method(method, task: str = "domain") -> str:
 
         return validate_distill_method(method)
     if not isinstance(method, str) or not _METHOD.match(method):
-        raise ValueError(f"Unknown method {method!r}; use 'full', 'scratch', 'larger' or "
-                         "'lora-rK' with a rank K >= 1, e.g. 'lora-r2'.")
+        raise ValueError(f"Unknown method {method!r}; use 'full', 'full-replay', 'scratch', "
+                         "'larger' or 'lora-rK' with a rank K >= 1, e.g. 'lora-r2'.")
     return method
 
 
@@ -111,14 +141,17 @@ def parse_grid(specs, task: str = "domain") -> dict:
 
 
 def tuning_data(profile, tokenizer) -> dict:
-    """Everything a run needs, loaded once: the prepared base, the domain's new tokens, blocks,
-    the floor and a scorer (notebook 02's numbers)."""
+    """Everything a run needs, loaded once: the prepared base, the domain's new tokens, blocks
+    (and the replay mix), the floor and a scorer (notebook 02's numbers)."""
+    from ..core.base import general_blocks
     from ..core.evaluate import fact_accuracy
-    from ..tasks.domain import domain_blocks, domain_floor_nats, domain_scorer, prepared_base
+    from ..tasks.domain import (domain_blocks, domain_floor_nats, domain_scorer, prepared_base,
+                                replay_blocks)
     from ..world.stories import make_world, world_facts
 
     base, new_tokens = prepared_base(profile, tokenizer)
     domain_train, domain_val = domain_blocks(profile, tokenizer)
+    replay = replay_blocks(domain_train, general_blocks(profile, tokenizer)[0])
     score, floor = domain_scorer(profile, tokenizer), domain_floor_nats(profile, tokenizer)
     stories = world_facts(make_world(0), "world")
 
@@ -129,7 +162,7 @@ def tuning_data(profile, tokenizer) -> dict:
                 "world_facts": fact_accuracy(model, tokenizer, stories)["accuracy"]}
 
     return {"base": base, "new_tokens": new_tokens, "train": domain_train, "val": domain_val,
-            "floor": floor, "measure": measure, "tokenizer": tokenizer}
+            "replay": replay, "floor": floor, "measure": measure, "tokenizer": tokenizer}
 
 
 def larger_base(profile, tokenizer):
@@ -149,7 +182,7 @@ def make_model(method: str, data: dict, profile, seed: int):
     from ..core.models import build_model
 
     validate_method(method)
-    if method == "full":
+    if method in ("full", "full-replay"):
         return full_finetune_model(data["base"])
     if method == "scratch":
         return build_model(profile.base_size, data["tokenizer"], profile.context, seed=seed)
@@ -162,35 +195,63 @@ def make_model(method: str, data: dict, profile, seed: int):
     return lora_model(data["base"], rank, targets="all-linear", trainable_tokens=data["new_tokens"])
 
 
-def tune_run(method: str, lr: float, seed: int, data: dict, profile) -> dict:
-    """Train one (method, rate, seed) on the domain task and score it."""
+def tune_run(method: str, lr: float, seed: int, data: dict, profile,
+             steps: int | None = None) -> dict:
+    """Train one (method, rate, seed) on the domain task (``steps``: its recipe's budget when
+    None) and score it."""
     from ..tasks.domain import domain_recipe
     from ..core.train import train
 
-    cfg = domain_recipe(profile, lr=lr)
+    cfg = domain_recipe(profile, steps=validate_steps(steps), lr=lr)
     cfg.seed, cfg.progress = seed, False  # the seed sets the batch order
     start = time.perf_counter()
-    result = train(make_model(method, data, profile, seed), data["train"], data["val"], cfg)
+    blocks = data["replay"] if method == "full-replay" else data["train"]
+    result = train(make_model(method, data, profile, seed), blocks, data["val"], cfg)
     row = {"method": method, "lr": lr, "seed": seed, "steps": cfg.steps,
            **data["measure"](result.model)}
     row["train_seconds"] = round(time.perf_counter() - start, 1)  # training and scoring
     return row
 
 
+def _task_functions(task: str):
+    """``(prepare, run)``: the task's data loader and its one-run function."""
+    if task == "distill":
+        from ..tasks.students import distill_tuning_data, distill_tune_run
+
+        return distill_tuning_data, lambda m, lr, s, data, profile, steps: distill_tune_run(
+            m, lr, s, data, profile)
+    return tuning_data, tune_run
+
+
+_WORKER_DATA: dict = {}  # in a worker process: each (profile, task)'s data, loaded once
+
+
+def _worker_run(method: str, lr: float, seed: int, profile, task: str,
+                steps: int | None) -> dict:
+    """One run in a worker process of ``runner.run_points`` (the data loaded on its first run)."""
+    from ..core.tokenizer import load_tokenizer
+
+    prepare, run = _task_functions(task)
+    if (profile, task) not in _WORKER_DATA:
+        _WORKER_DATA[(profile, task)] = prepare(profile, load_tokenizer())
+    return run(method, lr, seed, _WORKER_DATA[(profile, task)], profile, steps)
+
+
 def tune(grid: dict, seeds, profile, tokenizer, log=print, task: str = "domain",
-         skip=()) -> dict:
+         skip=(), steps: int | None = None, workers: int | None = None) -> dict:
     """Every (method, rate, seed) of ``grid`` x ``seeds`` on ``task``, except those in ``skip``
-    (already in a table being extended): a table under the ``TuningRecipe``."""
+    (already in a table being extended): a table under the ``TuningRecipe``. ``steps`` sets the
+    step budget (domain task; None: the recipe's); ``workers`` > 1 trains that many runs at
+    once, each in a process of its own with its share of the cores (``runner.run_points``)."""
     grid = validate_grid(grid, task)
     seeds = list(seeds)
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ValueError(f"seeds={seeds!r} must be one or more whole numbers, e.g. [0, 1, 2].")
-    recipe = tuning_recipe(profile, tokenizer, task)
-    if task == "distill":
-        from ..tasks.students import distill_tuning_data as prepare, distill_tune_run as run
-    else:
-        prepare, run = tuning_data, tune_run
-    data = prepare(profile, tokenizer)
+    recipe = tuning_recipe(profile, tokenizer, task, steps)
+    if workers is not None:
+        validate_workers(workers)
+    prepare, run = _task_functions(task)
+    data = prepare(profile, tokenizer)  # here too: the table's floor and teacher loss
     calls = [(method, lr, seed) for method, lrs in grid.items() for lr in lrs for seed in seeds
              if (method, lr, seed) not in skip]
     shown = ("val_loss",) if task == "distill" else ("domain_excess", "general_loss")
@@ -201,7 +262,11 @@ def tune(grid: dict, seeds, profile, tokenizer, log=print, task: str = "domain",
             log(f"{r['method']:>12} lr={r['lr']:<8g} seed {r['seed']}: {scores} "
                 f"({r['train_seconds']:.0f} s)")
 
-    rows = run_points(calls, lambda m, lr, s: run(m, lr, s, data, profile), done=done)
+    if workers is None or workers == 1:
+        rows = run_points(calls, lambda m, lr, s: run(m, lr, s, data, profile, steps), done=done)
+    else:
+        rows = run_points([(*c, profile, task, steps) for c in calls], None, _worker_run,
+                          workers, done=done)
     extra = {}
     if "floor" in data:  # the domain notes' true entropy (nats/token)
         extra["floor_nats"] = data["floor"]
@@ -254,18 +319,24 @@ def best_rate(table: dict, method: str, metric: str | None = None,
     return best_rates(rows, "method", metric, "one_std" if one_std else "lowest")[method]
 
 
-def tuning_table_path(profile: str = "cpu", task: str = "domain") -> Path:
+def tuning_table_path(profile: str = "cpu", task: str = "domain", steps: int | None = None
+                      ) -> Path:
+    """``data/tuning/<profile>_<task>.json``; another step budget: ``..._steps<N>.json``."""
     from ..store import DATA_DIR
 
-    return DATA_DIR / "tuning" / f"{profile}_{validate_task(task)}.json"
+    budget = f"_steps{steps}" if validate_steps(steps, validate_task(task)) else ""
+    return DATA_DIR / "tuning" / f"{profile}_{task}{budget}.json"
 
 
-def load_tuning_table(profile, tokenizer, path=None, task: str = "domain") -> dict:
-    """The shipped (or given) table, refused when it was made for another profile, task or base
-    model (``runner.load``: one sentence naming the path and the command that remakes it)."""
-    path = Path(path) if path is not None else tuning_table_path(profile.name, task)
-    remake = TUNING.command(f"--task {task} --profile {profile.name} --out {path}")
-    return load(TUNING, path, tuning_recipe(profile, tokenizer, task), remake)
+def load_tuning_table(profile, tokenizer, path=None, task: str = "domain",
+                      steps: int | None = None) -> dict:
+    """The shipped (or given) table, refused when it was made for another profile, task, base
+    model, step budget or scoring (``runner.load``: one sentence naming the path and the command
+    that remakes it)."""
+    path = Path(path) if path is not None else tuning_table_path(profile.name, task, steps)
+    budget = f" --steps {steps}" if steps else ""
+    remake = TUNING.command(f"--task {task}{budget} --profile {profile.name} --out {path}")
+    return load(TUNING, path, tuning_recipe(profile, tokenizer, task, steps), remake)
 
 
 DEFAULT_LORA_LR = 1e-2  # LoRA's rate where no tuning table exists (full and scratch: the profile's)

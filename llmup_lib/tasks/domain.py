@@ -3,9 +3,10 @@
 Notebooks 02, 03, 04 and 07 and the learning-rate sweep (``experiments.tuning``) all read the task
 from here: the blocks (``domain_blocks``), the floor (``domain_floor_nats``: the notes' true
 entropy in nats per token), the recipe (``domain_recipe``), the starting point (``prepared_base``:
-the base model with its never-trained tokens re-initialised), the scorer (``domain_scorer``:
-domain loss and its excess over the floor, domain facts, general loss, world facts) and the fully
-fine-tuned model, cached on disk (``domain_model``).
+the base model with its never-trained tokens re-initialised), the replay mix (``replay_blocks``),
+the scorer (``domain_scorer``: domain loss and its excess over the floor, scored on whole notes,
+domain facts, general loss, world facts) and the fully fine-tuned model, cached on disk
+(``domain_model``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,23 @@ def domain_floor_nats(profile, tokenizer) -> float:
                       seed=profile.seed)["validation"]
     return (entropy_bits_per_char(val) * math.log(2)
             / count_tokens_per_char(list(val["text"]), tokenizer))
+
+
+REPLAY_SHARE = 0.2  # the share of general (pretraining) blocks in the replay mix: 1 in 5
+
+
+def replay_blocks(domain_train, general_train, share: float = REPLAY_SHARE):
+    """The domain blocks with general blocks mixed back in (*replay*), so that ``share`` of the
+    mix is general text: the first ``round(n * share / (1 - share))`` general blocks for ``n``
+    domain blocks. Same steps and batch, so the run sees fewer domain blocks per step."""
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
+        raise ValueError(f"share={share!r} must be a fraction in [0, 1), e.g. 0.2 for one "
+                         "general block in five.")
+    n_general = round(len(domain_train) * share / (1 - share))
+    if n_general > len(general_train):
+        raise ValueError(f"share={share!r} needs {n_general} general blocks and there are "
+                         f"{len(general_train)}; use a smaller share.")
+    return torch.cat([domain_train, general_train[:n_general]])
 
 
 def domain_recipe(profile, steps: int | None = None, lr: float | None = None) -> TrainConfig:
@@ -125,28 +143,37 @@ def validate_metrics(metrics) -> tuple:
 
 class DomainScorer:
     """``scorer(model)``: the chosen ``metrics`` of a model on the domain task, as a dict in
-    ``DOMAIN_METRICS`` order, with the data loaded once. Attributes: ``domain_val`` and
-    ``general_val`` (the validation blocks), ``floor_nats`` (the notes' true entropy),
-    ``facts`` (the clinic's facts) and ``world_facts`` (the stories' facts)."""
+    ``DOMAIN_METRICS`` order, with the data loaded once. Attributes: ``domain_texts`` (the
+    held-out notes), ``general_val`` (the stories' validation blocks), ``floor_nats`` (the
+    notes' true entropy), ``facts`` (the clinic's facts) and ``world_facts`` (the stories').
+
+    The domain loss is scored on whole notes, each from its start
+    (``evaluate.whole_document_losses``), because that is what the floor is the floor of: packed
+    blocks cut notes mid-way and add a packing term (notebook 01) to every excess. The general
+    loss, compared only with the base model's, stays on packed blocks."""
 
     def __init__(self, profile, tokenizer, metrics=SCORER_METRICS):
         from ..core.base import general_blocks
+        from ..core.corpora import load_corpus
         from ..world.stories import make_world, world_facts
 
         self.metrics = validate_metrics(metrics)
         self.tokenizer = tokenizer
-        _, self.domain_val = domain_blocks(profile, tokenizer)
+        notes = load_corpus("domain", n_train=profile.n_domain, n_val=profile.n_val,
+                            seed=profile.seed)
+        self.domain_texts = list(notes["validation"]["text"])
         _, self.general_val = general_blocks(profile, tokenizer)
         self.floor_nats = domain_floor_nats(profile, tokenizer)
         self.facts = world_facts(make_world(0), "domain")
         self.world_facts = world_facts(make_world(0), "world")
 
     def __call__(self, model) -> dict:
-        from ..core.evaluate import fact_accuracy
+        from ..core.evaluate import fact_accuracy, whole_document_losses
         from ..core.train import eval_loss
 
         wanted, out = self.metrics, {}
-        loss = eval_loss(model, self.domain_val, 32)  # every metric below in DOMAIN_METRICS order
+        nats, counts = whole_document_losses(model, self.tokenizer, self.domain_texts)
+        loss = float(nats.sum() / counts.sum())  # every metric below in DOMAIN_METRICS order
         out["domain loss"], out["domain excess"] = loss, loss - self.floor_nats
         if "domain facts" in wanted:
             out["domain facts"] = fact_accuracy(model, self.tokenizer, self.facts)["accuracy"]

@@ -78,6 +78,22 @@ def claim_transfer(base_excess: float, ft_excess, scratch_excess, spreads: float
 
 
 
+def claim_operating_point(base: dict, run: dict, tolerance: float, min_cut: float = 0.5) -> str:
+    """Notebook 02's headline: a run at a rate chosen on both axes keeps its general loss within
+    ``tolerance`` (a fraction) of the base model's *and* cuts the domain excess to at most
+    ``min_cut`` of the base's. ``base`` and ``run`` hold ``"general loss"`` and ``"domain
+    excess"``. A run that did not train fails the second; erasure (a rate too high) the first."""
+    rise = run["general loss"] / base["general loss"] - 1
+    kept = run["domain excess"] / base["domain excess"]
+    if not rise <= tolerance:
+        raise ClaimFailed(f"the general loss rose {rise:.0%} over the base model's, beyond the "
+                          f"{tolerance:.0%} tolerance: the operating point forgets too much.")
+    if not kept <= min_cut:
+        raise ClaimFailed(f"the domain excess is {kept:.0%} of the base model's, not at most "
+                          f"{min_cut:.0%}: the operating point did not learn the domain.")
+    return f"general loss +{rise:.0%}, domain excess {kept:.0%} of the base's"
+
+
 def claim_lora_vs_full(start_excess: float, lora: dict, full: dict,
                        spreads: float = 2.0) -> dict:
     """Notebook 03: ``lora`` and ``full`` map ``domain_excess`` and ``general_loss`` to one
@@ -113,6 +129,22 @@ def claim_below_front(gaps: list[dict], what: str, stds: float = 2.0, min_points
         raise ClaimFailed(f"{what}: at the same domain excess it forgets within {weakest:.1f} "
                           f"seed deviations of full fine-tuning (needed > {stds:g}): on its front,"
                           " not below it.")
+    return weakest
+
+
+def claim_above_front(gaps: list[dict], what: str, stds: float = 2.0, min_points: int = 2) -> float:
+    """Notebook 07: the mirror of ``claim_below_front``. The method (e.g. replay) forgets *less*
+    than full fine-tuning at the same domain excess, beyond ``stds`` seed deviations, at each of
+    at least ``min_points`` matched points. Returns the smallest margin in seed deviations. A
+    method on full fine-tuning's own front fails (a null), as does one matched nowhere."""
+    if len(gaps) < min_points:
+        raise ClaimFailed(f"{what}: {len(gaps)} point(s) inside full fine-tuning's range of domain "
+                          f"excess, not {min_points}: nothing to compare at matched learning.")
+    weakest = min(-g["in_stds"] for g in gaps)
+    if not weakest > stds:
+        raise ClaimFailed(f"{what}: at the same domain excess it forgets within {weakest:.1f} "
+                          f"seed deviations of full fine-tuning's less (needed > {stds:g}): on "
+                          "its front, not above it.")
     return weakest
 
 

@@ -22,10 +22,20 @@ import statistics
 LEARNING, FORGETTING = "domain_excess", "forgetting"
 
 
-def front_points(table: dict, method: str, base_general_loss: float) -> list[dict]:
+FORGETTING_MEASURES = ("general_loss", "world_facts")
+
+
+def front_points(table: dict, method: str, base: float, measure: str = "general_loss"
+                 ) -> list[dict]:
     """``method``'s runs in a tuning table, one point per rate: ``lr``, the seed count ``n``,
-    the mean and seed deviation of the domain excess and of the forgetting (general loss minus
-    the base model's), and of the world facts, sorted by rate."""
+    the mean and seed deviation of the domain excess, of the forgetting and of the world facts,
+    sorted by rate. The forgetting is read on ``measure``: the general loss's rise over the base
+    model's (``base``, its general loss; the default) or, with ``"world_facts"``, the share of
+    world facts lost (``base``: the base model's share known)."""
+    if measure not in FORGETTING_MEASURES:
+        raise ValueError(f"measure={measure!r} is not a forgetting measure; use one of "
+                         f"{FORGETTING_MEASURES}.")
+    sign = 1 if measure == "general_loss" else -1  # a loss rises, a share of facts falls
     groups: dict[float, list[dict]] = {}
     for row in table["rows"]:
         if row["method"] == method:
@@ -36,7 +46,7 @@ def front_points(table: dict, method: str, base_general_loss: float) -> list[dic
     points = []
     for lr, rows in sorted(groups.items()):
         values = {LEARNING: [r["domain_excess"] for r in rows],
-                  FORGETTING: [r["general_loss"] - base_general_loss for r in rows],
+                  FORGETTING: [sign * (r[measure] - base) for r in rows],
                   "world_facts": [r["world_facts"] for r in rows]}
         point = {"method": method, "lr": lr, "n": len(rows)}
         for key, vals in values.items():
@@ -61,6 +71,37 @@ def front(points: list[dict]) -> list[dict]:
                          "too few to read a curve from; add rates to its grid (python -m "
                          "llmup_lib experiment tune --grid ... --extend) so at least 3 are on it.")
     return kept
+
+
+def lever_fronts(table: dict, levers: dict, measure: str = "general_loss") -> tuple[dict, dict]:
+    """``(points, fronts)`` of each lever ``name: (method, base)`` in a tuning table: its points
+    (``front_points`` on ``measure``, from its own base model's value ``base``) and its front. A
+    lever with fewer than 3 points on its front gets no front (its points are still shown)."""
+    points = {name: front_points(table, method, base, measure)
+              for name, (method, base) in levers.items()}
+    fronts = {}
+    for name, pts in points.items():
+        try:
+            fronts[name] = front(pts)
+        except ValueError:  # too few points on it to read a curve
+            pass
+    return points, fronts
+
+
+def placement(curve: list[dict], reference: list[dict], stds: float = 2.0) -> dict:
+    """Where ``curve`` lies against ``reference``: its ``verdict`` at matched learning, the
+    smallest and largest forgetting gap there (``forgets``, positive: forgets more), the same for
+    the domain-excess gap at matched forgetting (``learns``, positive: learns less) and the
+    smallest gap in seed deviations (``stds``). Gaps are None where no point can be matched."""
+    at_excess = matched_gaps(curve, reference)
+    at_forgetting = matched_gaps(curve, reference, along=FORGETTING)
+
+    def span(gaps):
+        return (min(g["gap"] for g in gaps), max(g["gap"] for g in gaps)) if gaps else None
+
+    return {"verdict": verdict(at_excess, stds), "forgets": span(at_excess),
+            "learns": span(at_forgetting),
+            "stds": min((abs(g["in_stds"]) for g in at_excess), default=None)}
 
 
 def read_front(curve: list[dict], at: float, along: str = LEARNING) -> dict | None:

@@ -32,16 +32,20 @@ def plot_training(result, tokens_per_char: float | None = None, floor_bpc: float
     return ax
 
 
-def plot_fronts(points: dict, fronts: dict, marked: dict | None = None, ax=None):
+def plot_fronts(points: dict, fronts: dict, marked: dict | None = None, ax=None,
+                forgetting: str = "general-loss rise over the base", log_forgetting: bool = True):
     """Learning against forgetting: each method's rates (``points[method]``, from
     ``fronts.front_points``) as mean ± seed deviation on both axes, its front (``fronts[method]``)
     as a line, and ``marked[method]`` (a learning rate, e.g. its best by domain excess alone)
-    circled. Both axes are logarithmic; lower-left is better."""
+    circled. Domain excess is logarithmic, and so is the forgetting unless ``log_forgetting`` is
+    False (world facts lost, which can be 0); ``forgetting`` names that axis. Lower-left is
+    better."""
     use_style()
     ax = ax or plt.subplots(figsize=(7, 4.2))[1]
     for i, (method, pts) in enumerate(points.items()):
         color = f"C{i}"
-        shown = [p for p in pts if p["forgetting"] > 0]  # a log axis has no room for <= 0
+        # a log axis has no room for <= 0
+        shown = [p for p in pts if p["forgetting"] > 0 or not log_forgetting]
         ax.errorbar([p["domain_excess"] for p in shown], [p["forgetting"] for p in shown],
                     xerr=[p["domain_excess_std"] for p in shown],
                     yerr=[p["forgetting_std"] for p in shown], fmt="o", ms=3, color=color,
@@ -54,8 +58,9 @@ def plot_fronts(points: dict, fronts: dict, marked: dict | None = None, ax=None)
         ax.scatter([p["domain_excess"] for p in chosen], [p["forgetting"] for p in chosen],
                    s=120, facecolors="none", edgecolors=color, lw=1.5)
     ax.set_xscale("log")
-    ax.set_yscale("log")
+    if log_forgetting:
+        ax.set_yscale("log")
     ax.set_xlabel("domain excess over the floor (nats/token; learns more ←)")
-    ax.set_ylabel("general-loss rise over the base (forgets more ↑)")
+    ax.set_ylabel(f"{forgetting} (forgets more ↑)")
     ax.legend(fontsize=8)
     return ax
