@@ -136,9 +136,9 @@ def test_each_caller_keeps_its_rule_and_its_rates_on_the_shipped_tables():
               for task in ("domain", "distill")}
     # the domain table scored on whole notes (2026-12-05): full's 3e-3 and 1e-2 are 0.008 apart,
     # beyond one seed deviation, so its best moved from 3e-3 (packed blocks) to 1e-2
-    expected = {"domain": {"full": 1e-2, "full-replay": 1e-2, "lora-r1": 3e-2, "lora-r2": 3e-2,
-                           "lora-r4": 3e-2, "lora-r8": 1e-2, "lora-r16": 1e-2, "larger": 3e-3,
-                           "scratch": 3e-3},
+    # (replay's grid spans its front, not its domain-only optimum: no best rate is read for it)
+    expected = {"domain": {"full": 1e-2, "lora-r1": 3e-2, "lora-r2": 3e-2, "lora-r4": 3e-2,
+                           "lora-r8": 1e-2, "lora-r16": 1e-2, "larger": 3e-3, "scratch": 3e-3},
                 "distill": {"scratch": 1e-2, "kd": 1e-2, "kd-half": 3e-3, "kd-half-init": 1e-3,
                             "t4-with-t2": 1e-2, "t4-without-t2": 3e-3}}  # T² arms tuned 2026-12-04
     for task, rates in expected.items():

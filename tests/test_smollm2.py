@@ -72,6 +72,18 @@ def test_loads_as_a_135m_llama(smol, tok, gguf_path):
     assert len(tok) == smol.config.vocab_size == 49152
 
 
+def test_whole_document_scoring_runs_on_the_real_model_and_its_tokenizer(smol, tok):
+    """Notebook 05's real-model cell: SmolLM2 scores whole stories, each from its start after its
+    own EOS, in bits per character against the world's floor (a real model never reaches it)."""
+    from llmup_lib.core.evaluate import whole_document_metrics
+    from llmup_lib.world.stories import entropy_bits_per_char, general_corpus
+
+    stories = general_corpus(n_train=4, n_val=6, seed=0)["validation"]
+    floor = entropy_bits_per_char(stories)
+    m = whole_document_metrics(smol, tok, list(stories["text"]), floor_bpc=floor)
+    assert 0 < m["gap_bpc"] and m["bits_per_char"] < 3  # well below a uniform guess (~3.9)
+
+
 def test_chat_template_is_applied(tok):
     prompt = chat_prompt(tok, "What is the capital of France?")
     assert "<|im_start|>user\nWhat is the capital of France?<|im_end|>" in prompt
