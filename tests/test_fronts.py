@@ -173,7 +173,9 @@ def test_placement_reads_both_gaps_and_says_where_a_curve_lies():
     same = placement(REFERENCE, REFERENCE)  # a null: one front against itself
     assert same["verdict"] == "on" and same["forgets"] == (0, 0) and same["stds"] == 0
     outside = placement([point(5.0, 9.0), point(6.0, 8.0), point(7.0, 7.0)], REFERENCE)
-    assert outside == {"verdict": None, "forgets": None, "learns": None, "stds": None}
+    assert outside == {"verdict": None, "forgets": None, "learns": None, "stds": None,
+                       "gaps": []}
+    assert found["gaps"] == matched_gaps(below, REFERENCE)  # what claim_below_front reads
 
 
 def test_lever_fronts_give_every_lever_its_points_and_a_front_where_one_exists():

@@ -115,21 +115,31 @@ def claim_lora_vs_full(start_excess: float, lora: dict, full: dict,
 
 
 
+def _claim_side_of_front(gaps: list[dict], what: str, side: str, stds: float,
+                         min_points: int) -> float:
+    """The one check behind ``claim_below_front`` and ``claim_above_front``: at each of at least
+    ``min_points`` matched points the forgetting gap is beyond ``stds`` seed deviations on
+    ``side`` ("below": forgets more; "above": forgets less). Returns the smallest margin."""
+    if len(gaps) < min_points:
+        raise ClaimFailed(f"{what}: {len(gaps)} point(s) inside full fine-tuning's range of domain "
+                          f"excess, not {min_points}: nothing to compare at matched learning.")
+    sign = 1 if side == "below" else -1
+    weakest = min(sign * g["in_stds"] for g in gaps)
+    if not weakest > stds:
+        less = "" if side == "below" else "'s less"
+        raise ClaimFailed(f"{what}: at the same domain excess it forgets within {weakest:.1f} "
+                          f"seed deviations of full fine-tuning{less} (needed > {stds:g}): on "
+                          f"its front, not {side} it.")
+    return weakest
+
+
 def claim_below_front(gaps: list[dict], what: str, stds: float = 2.0, min_points: int = 2) -> float:
     """Notebook 03: ``gaps`` are a method's ``fronts.matched_gaps`` against full fine-tuning's
     front. The method forgets more than full fine-tuning at the same domain excess, beyond
     ``stds`` seed deviations, at each of at least ``min_points`` matched points. Returns the
     smallest gap in seed deviations. A method on full fine-tuning's own curve fails (a null), and
     so does one with fewer matched points (nothing was compared)."""
-    if len(gaps) < min_points:
-        raise ClaimFailed(f"{what}: {len(gaps)} point(s) inside full fine-tuning's range of domain "
-                          f"excess, not {min_points}: nothing to compare at matched learning.")
-    weakest = min(g["in_stds"] for g in gaps)
-    if not weakest > stds:
-        raise ClaimFailed(f"{what}: at the same domain excess it forgets within {weakest:.1f} "
-                          f"seed deviations of full fine-tuning (needed > {stds:g}): on its front,"
-                          " not below it.")
-    return weakest
+    return _claim_side_of_front(gaps, what, "below", stds, min_points)
 
 
 def claim_above_front(gaps: list[dict], what: str, stds: float = 2.0, min_points: int = 2) -> float:
@@ -137,15 +147,7 @@ def claim_above_front(gaps: list[dict], what: str, stds: float = 2.0, min_points
     than full fine-tuning at the same domain excess, beyond ``stds`` seed deviations, at each of
     at least ``min_points`` matched points. Returns the smallest margin in seed deviations. A
     method on full fine-tuning's own front fails (a null), as does one matched nowhere."""
-    if len(gaps) < min_points:
-        raise ClaimFailed(f"{what}: {len(gaps)} point(s) inside full fine-tuning's range of domain "
-                          f"excess, not {min_points}: nothing to compare at matched learning.")
-    weakest = min(-g["in_stds"] for g in gaps)
-    if not weakest > stds:
-        raise ClaimFailed(f"{what}: at the same domain excess it forgets within {weakest:.1f} "
-                          f"seed deviations of full fine-tuning's less (needed > {stds:g}): on "
-                          "its front, not above it.")
-    return weakest
+    return _claim_side_of_front(gaps, what, "above", stds, min_points)
 
 
 def claim_reaches_further(better: dict | None, worse: dict | None, what: str,

@@ -91,8 +91,10 @@ def lever_fronts(table: dict, levers: dict, measure: str = "general_loss") -> tu
 def placement(curve: list[dict], reference: list[dict], stds: float = 2.0) -> dict:
     """Where ``curve`` lies against ``reference``: its ``verdict`` at matched learning, the
     smallest and largest forgetting gap there (``forgets``, positive: forgets more), the same for
-    the domain-excess gap at matched forgetting (``learns``, positive: learns less) and the
-    smallest gap in seed deviations (``stds``). Gaps are None where no point can be matched."""
+    the domain-excess gap at matched forgetting (``learns``, positive: learns less), the
+    smallest gap in seed deviations (``stds``) and the matched-learning ``gaps`` themselves
+    (``matched_gaps``, what ``claims.claim_below_front`` reads). Spans are None where no point
+    can be matched."""
     at_excess = matched_gaps(curve, reference)
     at_forgetting = matched_gaps(curve, reference, along=FORGETTING)
 
@@ -101,7 +103,8 @@ def placement(curve: list[dict], reference: list[dict], stds: float = 2.0) -> di
 
     return {"verdict": verdict(at_excess, stds), "forgets": span(at_excess),
             "learns": span(at_forgetting),
-            "stds": min((abs(g["in_stds"]) for g in at_excess), default=None)}
+            "stds": min((abs(g["in_stds"]) for g in at_excess), default=None),
+            "gaps": at_excess}
 
 
 def read_front(curve: list[dict], at: float, along: str = LEARNING) -> dict | None:
