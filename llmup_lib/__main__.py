@@ -1,5 +1,5 @@
 """Command line: ``python -m llmup_lib COMMAND``: info, build-tokenizer, build-base,
-experiment {tune,sweep,capacity,extraction}, run-all."""
+experiment {tune,sweep,capacity,extraction,zipf}, run-all."""
 
 from __future__ import annotations
 

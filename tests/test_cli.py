@@ -20,8 +20,8 @@ def test_experiments_are_one_verb_and_the_old_verbs_are_gone(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["experiment", "--help"])
     out = capsys.readouterr().out
-    assert stop.value.code == 0 and "{tune,sweep,capacity,extraction}" in out
-    for old in ("tune", "sweep", "capacity", "extraction"):
+    assert stop.value.code == 0 and "{tune,sweep,capacity,extraction,zipf}" in out
+    for old in ("tune", "sweep", "capacity", "extraction", "zipf"):
         with pytest.raises(SystemExit) as stop:
             main([old])
         assert stop.value.code == 2 and "invalid choice" in capsys.readouterr().err

@@ -1,11 +1,13 @@
 """``python -m llmup_lib experiment NAME [options]``: make (or extend) an experiment's table.
 
 NAME is ``tune`` (learning-rate sweeps, notebooks 02, 03, 06, 07), ``sweep`` (model sizes and
-IsoFLOP budgets, notebook 05), ``capacity`` (knowledge capacity, notebook 05) or ``extraction``
-(knowledge extraction, notebook 04b). Every experiment runs the same way: its options are checked
-first (a bad profile, value or table is one sentence on stderr and exit status 2, before any
-training), then its points run, and the table is saved atomically with the runner's provenance:
-this command line, the runs, the wall time, the machine, its cores and the date.
+IsoFLOP budgets, notebook 05), ``capacity`` (knowledge capacity, notebook 05), ``extraction``
+(knowledge extraction, notebook 04b) or ``zipf`` (a Zipf associative memory's scaling
+exponents against theory, ``methods.zipf_memory``). Every experiment runs the same way: its
+options are checked first (a bad profile, value or table is one sentence on stderr and exit
+status 2, before any training), then its points run, and the table is saved atomically with the
+runner's provenance: this command line, the runs, the wall time, the machine, its cores and the
+date.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import shlex
 import sys
 import time
 
-NAMES = ("tune", "sweep", "capacity", "extraction")
+NAMES = ("tune", "sweep", "capacity", "extraction", "zipf")
 
 
 def _one_line_errors(parser):
@@ -28,10 +30,10 @@ def _one_line_errors(parser):
 
 
 def add_experiment_parser(sub) -> None:
-    """The ``experiment`` command and its four experiments, on the CLI's subparsers ``sub``."""
+    """The ``experiment`` command and its five experiments, on the CLI's subparsers ``sub``."""
     exp = _one_line_errors(sub.add_parser(
-        "experiment", help="make an experiment's table: tune, sweep, capacity or extraction "
-        "(python -m llmup_lib experiment NAME --help)", description=__doc__))
+        "experiment", help="make an experiment's table: tune, sweep, capacity, extraction or "
+        "zipf (python -m llmup_lib experiment NAME --help)", description=__doc__))
     names = exp.add_subparsers(dest="experiment", required=True, metavar="{" + ",".join(NAMES)
                                + "}")
     tune = _one_line_errors(names.add_parser(
@@ -115,6 +117,20 @@ def add_experiment_parser(sub) -> None:
                             "(float16) in llmup_lib/data/extraction/, the ones notebook 04b tunes live")
     extraction.add_argument("--out", default=None,
                             help="table to write (default: llmup_lib/data/extraction/cpu.json)")
+    zipf = _one_line_errors(names.add_parser(
+        "zipf", help="a Zipf associative memory trained over widths, token budgets and IsoFLOP "
+        "budgets for Zipf exponents 1.2, 1.5 and 1.8, a rate tuned per cell, and its scaling "
+        "exponents set beside the ones theory predicts (methods.zipf_memory)"))
+    zipf.add_argument("--seeds", default="0,1,2",
+                      help="comma-separated seeds, each cell's rate tuned on their mean "
+                      "(default 0,1,2)")
+    zipf.add_argument("--workers", type=int, default=1,
+                      help="seeds of cells run at once, each in a process of its own (default 1)")
+    zipf.add_argument("--quick", action="store_true",
+                      help="the tiny recipe (zipf_memory.QUICK, seconds): a smoke test of every "
+                      "path, written to zipf_quick.json unless --out")
+    zipf.add_argument("--out", default=None,
+                      help="table to write (default: llmup_lib/data/zipf/cpu.json)")
 
 
 def run_experiment(args, argv) -> None:
@@ -122,7 +138,7 @@ def run_experiment(args, argv) -> None:
     experiment and save its table; ``argv`` is the command line, kept in the provenance."""
     command = "python -m llmup_lib " + shlex.join(argv)
     plan = {"tune": _tune, "sweep": _sweep, "capacity": _capacity,
-            "extraction": _extraction}[args.experiment]
+            "extraction": _extraction, "zipf": _zipf}[args.experiment]
     try:
         run = plan(args, command)
     except (ValueError, FileNotFoundError) as err:
@@ -231,6 +247,26 @@ def _capacity(args, command):
         start = time.perf_counter()
         table = run_table(points, load_tokenizer(), recipe, workers=args.workers)
         _save(CAPACITY, table, previous, command, start, out)
+    return run
+
+
+def _zipf(args, command):
+    from ..methods import zipf_memory as zipf
+    from .runner import validate_workers
+
+    seeds = zipf.validate_seeds(_numbers(args.seeds, int, "--seeds", "0,1,2"))
+    validate_workers(args.workers)
+    recipe = zipf.QUICK if args.quick else zipf.RECIPE
+    out = args.out or ("zipf_quick.json" if args.quick else zipf.table_path())
+
+    def run():
+        start = time.perf_counter()
+        table = zipf.run_table(recipe, seeds, workers=args.workers,
+                               log=None if args.quick else print)
+        _save(zipf.ZIPF, table, None, command, start, out)
+        for m in zipf.measured_exponents(table):
+            print(f"a={m['a']:g}: " + ", ".join(f"{k} {m[k]:.3f} (predicted {v:.3f})"
+                                               for k, v in m["predicted"].items()))
     return run
 
 
