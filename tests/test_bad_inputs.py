@@ -12,7 +12,7 @@ from llmup_lib.experiments import capacity, extraction, runner, sweep, tuning
 from llmup_lib.teaching import claims, distributions, fronts, results, widgets
 from llmup_lib.core import corpora, models
 from llmup_lib.core import family
-from llmup_lib.methods import distill, finetune, lora, scaling
+from llmup_lib.methods import distill, finetune, lora, scaling, zipf_memory
 from llmup_lib.tasks import domain
 from llmup_lib.world import stories as world, biographies as bio
 from llmup_lib.core.evaluate import generate, generate_greedy
@@ -355,6 +355,21 @@ ROWS = [
      ["Unknown tuning task 'pretrain'", "'domain'", "'distill'"]),
     ("tune-distill-method", lambda c: tuning.parse_grid(["full=1e-2"], task="distill"),
      ValueError, ["Unknown distillation method 'full'", "kd-half-init, t4-with-t2"]),
+    ("tune-instructions-method", lambda c: tuning.parse_grid(["lora-r2=1e-2"], task="instructions"),
+     ValueError, ["Unknown instruction-tuning method 'lora-r2'", "full, lora-r8, lora-r8-unmasked"]),
+    ("tune-instructions-steps", lambda c: tuning.validate_steps(30, "instructions"), ValueError,
+     ["steps=30", "only the domain task", "instructions task"]),
+    ("extraction-scoring", lambda c: extraction.share_right({"response": ["a."]}, ["a."], "exact"),
+     ValueError, ["Unknown extraction scoring 'exact'", "'attribute value', 'sentence'"]),
+    ("zipf-exponent", lambda c: zipf_memory.validate_zipf_exponent(1.0), ValueError,
+     ["a=1.0", "must be a finite number > 1", "a=1.5"]),
+    ("zipf-width", lambda c: zipf_memory.validate_count("width", 0, 64), ValueError,
+     ["width=0", "positive whole number", "width=64"]),
+    ("zipf-grid", lambda c: zipf_memory.validate_grid("widths", (8, 16), (8, 16, 32, 64)),
+     ValueError, ["widths=[8, 16]", "too few for a slope", "3 or more"]),
+    ("zipf-table-recipe",
+     lambda c: zipf_memory.load_table(c.file("t.json", b'{"recipe": {"vocab": 5}, "rows": []}')),
+     ValueError, ["t.json' was made with another recipe", "python -m llmup_lib experiment zipf"]),
     ("extraction-arm", lambda c: extraction.extraction_world("bioS", 0), ValueError,
      ["Unknown extraction arm 'bioS'", "single, fullname, augmented"]),
     ("extraction-table-recipe",

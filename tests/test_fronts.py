@@ -4,6 +4,7 @@ import warnings
 import pytest
 
 from llmup_lib.experiments.runner import best_rates
+from llmup_lib.tasks.instructions import arm_points
 from llmup_lib.teaching.fronts import (front, front_points, matched_gaps, operating_point,
                                        read_front, same_front, validate_tolerance)
 
@@ -187,3 +188,40 @@ def test_lever_fronts_give_every_lever_its_points_and_a_front_where_one_exists()
     points, fronts = lever_fronts(t, {"full": ("full", BASE), "r=1": ("lora-r1", BASE)})
     assert [p["forgetting"] for p in points["full"]] == pytest.approx([0.2, 0.5, 1.0])
     assert set(fronts) == {"full"} and len(points["r=1"]) == 2  # two rates: no curve
+
+
+# ----------------------------------------------------------------------------- other axes (04)
+def em_table(method, runs):
+    """Rows of an instructions tuning table: runs is [(lr, seed, em_trained, em_heldout)]."""
+    return {"rows": [{"method": method, "lr": lr, "seed": s, "em_trained": t, "em_heldout": h,
+                      "trained_error": 1 - t} for lr, s, t, h in runs]}
+
+
+def em_curve(method, shift, noise=0.01):
+    """Three rates, three seeds: trained EM 0.3 / 0.5 / 0.7, held-out EM that plus ``shift``."""
+    runs = [(lr, s, t + noise * (s - 1), t + shift + noise * (s - 1))
+            for lr, t in ((1e-3, 0.3), (3e-3, 0.5), (1e-2, 0.7)) for s in range(3)]
+    return arm_points(em_table(method, runs), method)
+
+
+def test_arm_points_average_seeds_per_rate():
+    points = em_curve("lora-r8", 0.1)
+    assert [p["lr"] for p in points] == [1e-3, 3e-3, 1e-2]
+    assert points[1]["em_trained"] == pytest.approx(0.5)
+    assert points[1]["em_heldout"] == pytest.approx(0.6)
+    assert points[1]["em_heldout_std"] == pytest.approx(0.01) and points[1]["n"] == 3
+    with pytest.raises(ValueError, match="no runs of 'full'"):
+        arm_points(em_table("lora-r8", [(1e-3, 0, 0.2, 0.1)]), "full")
+
+
+def test_matched_gaps_read_held_out_at_equal_trained_exact_match():
+    """Read on other axes (notebook 04), linear in trained EM: a curve 0.1 below another is 0.1
+    below at every matched point, beyond the seed spread; a curve on the other's line is on it."""
+    masked, unmasked = em_curve("lora-r8", 0.1), em_curve("lora-r8-unmasked", 0.0)
+    gaps = matched_gaps(unmasked, masked, along="em_trained", other="em_heldout")
+    assert [g["gap"] for g in gaps] == pytest.approx([-0.1, -0.1, -0.1])
+    assert all(g["in_stds"] < -2 for g in gaps)
+    null = matched_gaps(em_curve("lora-r8", 0.1), masked, along="em_trained", other="em_heldout")
+    assert [g["gap"] for g in null] == pytest.approx([0, 0, 0], abs=1e-12)
+    shifted = [dict(p, em_trained=p["em_trained"] + 0.5) for p in unmasked]
+    assert matched_gaps(shifted, masked, along="em_trained", other="em_heldout") == []

@@ -247,3 +247,28 @@ def test_seed_values_are_one_per_seed_in_seed_order(table):
     assert values == [r["domain_loss"] for r in rows] and len(values) == 2
     with pytest.raises(ValueError, match="no runs of 'full' at lr=0.5"):
         seed_values(table, "full", 0.5, "domain_loss")
+
+
+def test_shipped_instructions_table_tunes_every_arm_to_an_interior_rate():
+    """Notebook 04's table: each arm over >= 4 rates spanning >= 10x, 3 seeds each, and its
+    rate (chosen by trained-question error) strictly inside its grid, so no edge warning."""
+    import warnings
+
+    profile, tok = get_profile("cpu"), load_tokenizer()
+    table = load_tuning_table(profile, tok, task="instructions")
+    assert table["task"] == "instructions" and table["scoring"] == "exact sentence"
+    for method in ("full", "lora-r8", "lora-r8-unmasked"):
+        stats = {lr: s for (m, lr), s in summary(table).items() if m == method}
+        rates = sorted(stats)
+        assert len(rates) >= 4 and rates[-1] / rates[0] >= 10, method
+        assert all(s["n"] >= 3 for s in stats.values()), method
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # an edge optimum warns: fail on it
+            best = best_rate(table, method)
+        assert rates[0] < best < rates[-1], method
+
+
+def test_instruction_methods_are_their_own():
+    assert validate_method("lora-r8-unmasked", "instructions") == "lora-r8-unmasked"
+    with pytest.raises(ValueError, match="Unknown instruction-tuning method 'lora-r4'"):
+        validate_method("lora-r4", "instructions")

@@ -44,10 +44,11 @@ def add_experiment_parser(sub) -> None:
     tune.add_argument("--grid", action="append", default=None, metavar="METHOD=LR,LR,...",
                       help="a method and its rates, repeatable; methods: full, full-replay, "
                       "scratch, larger, lora-rK (domain); scratch, kd, kd-half, kd-half-init, "
-                      "t4-with-t2, t4-without-t2 (distill) (default: the shipped table's grid)")
-    tune.add_argument("--task", default="domain", choices=("domain", "distill"),
+                      "t4-with-t2, t4-without-t2 (distill); full, lora-r8, lora-r8-unmasked "
+                      "(instructions) (default: the shipped table's grid)")
+    tune.add_argument("--task", default="domain", choices=("domain", "distill", "instructions"),
                       help="domain: notebooks 02-03's fine-tuning methods (default); distill: "
-                      "notebook 06's students")
+                      "notebook 06's students; instructions: notebook 04's arms")
     tune.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     tune.add_argument("--out", default=None,
                       help="table to write (default: llmup_lib/data/tuning/<profile>_<task>.json)")

@@ -57,9 +57,14 @@ class ExtractionRecipe:
     it_lr: float = 1e-3
     eval_rows: int = 200  # questions scored per split (trained people, held-out people)
     max_new_tokens: int = 24
+    # what exact match compares: the attribute value alone. The whole answer sentence ("Mae
+    # Abbot lived in Brookside.") is verbatim pretraining text for `fullname` and `augmented`
+    # and never appears for `single`, so scoring it would favour two arms by form, not recall.
+    scoring: str = "attribute value"
 
 
 RECIPE = ExtractionRecipe()
+SCORINGS = ("attribute value", "sentence")
 # the fields that make a base model; the rest only instruction-tune and score it
 PRETRAINING_FIELDS = ("people", "docs", "val_docs", "size", "context", "steps", "batch_size", "lr")
 
@@ -102,14 +107,39 @@ def pretrain(arm: str, seed: int, tokenizer, recipe: ExtractionRecipe = RECIPE):
     return model, eval_loss(model, val_blocks, recipe.batch_size)
 
 
-def exact_match(model, tokenizer, rows, limit: int, max_new_tokens: int) -> float:
-    """Share of ``limit`` questions (a fixed sample, spread over the people) answered with
-    exactly the expected sentence."""
+def states_value(answer: str, value: str) -> bool:
+    """Whether an answer gives ``value`` as its attribute: the answer, less its final full
+    stop, ends with the value ("Cyrus Holt lived in Brookside." states "Brookside", whatever
+    name it starts with; "Brookside is far." does not)."""
+    return answer.strip().removesuffix(".").rstrip().endswith(value.strip())
+
+
+def asked(model, tokenizer, rows, limit: int, max_new_tokens: int):
+    """``(rows, answers)``: a fixed sample of ``limit`` questions (spread over the people) and
+    the model's greedy answers to them."""
     from ..tasks.instructions import answer_questions
 
     rows = rows.shuffle(seed=0).select(range(min(limit, len(rows))))
-    answers = answer_questions(model, tokenizer, rows["question"], max_new_tokens)
-    return sum(a == r for a, r in zip(answers, rows["response"])) / len(rows)
+    return rows, answer_questions(model, tokenizer, rows["question"], max_new_tokens)
+
+
+def share_right(rows, answers, scoring: str = RECIPE.scoring) -> float:
+    """Share of ``answers`` right: ``scoring="attribute value"`` asks for the value alone
+    (``states_value``), ``"sentence"`` for exactly the expected sentence."""
+    if scoring not in SCORINGS:
+        raise ValueError(f"Unknown extraction scoring {scoring!r}; use one of "
+                         f"{', '.join(map(repr, SCORINGS))}.")
+    if scoring == "sentence":
+        right = [a == r for a, r in zip(answers, rows["response"])]
+    else:
+        right = [states_value(a, v) for a, v in zip(answers, rows["answer"])]
+    return sum(right) / len(right)
+
+
+def exact_match(model, tokenizer, rows, limit: int, max_new_tokens: int,
+                scoring: str = RECIPE.scoring) -> float:
+    """Share of ``limit`` questions answered right (``asked``, then ``share_right``)."""
+    return share_right(*asked(model, tokenizer, rows, limit, max_new_tokens), scoring)
 
 
 def instruction_tune(base, arm: str, seed: int, tokenizer, recipe: ExtractionRecipe = RECIPE):
@@ -140,11 +170,17 @@ def run_arm(arm: str, seed: int, tokenizer, recipe: ExtractionRecipe = RECIPE,
     if save_to is not None:
         save_base(base, save_to, arm, seed, recipe, val_loss)
     tuned, qa = instruction_tune(base, arm, seed, tokenizer, recipe)
-    probe = fact_accuracy(base, tokenizer, facts(extraction_world(arm, seed, recipe)))
-    scores = {"probe_all_people": probe["accuracy"]}
-    for name, split in (("em_trained", "train"), ("em_heldout", "test")):
-        scores[name] = exact_match(tuned, tokenizer, qa[split], recipe.eval_rows,
-                                   recipe.max_new_tokens)
+    world = extraction_world(arm, seed, recipe)
+    scores = {"probe_all_people": fact_accuracy(base, tokenizer, facts(world))["accuracy"],
+              # storage, asked the way this base read its biographies ("... They lived in")
+              "probe_own_phrasing": fact_accuracy(base, tokenizer,
+                                                  facts(world, own_phrasing=True))["accuracy"]}
+    scores["em_trained"] = exact_match(tuned, tokenizer, qa["train"], recipe.eval_rows,
+                                       recipe.max_new_tokens, recipe.scoring)
+    rows, answers = asked(tuned, tokenizer, qa["test"], recipe.eval_rows, recipe.max_new_tokens)
+    scores["em_heldout"] = share_right(rows, answers, recipe.scoring)
+    # the whole sentence too, to show what scoring the form would add (information only)
+    scores["em_heldout_sentence"] = share_right(rows, answers, "sentence")
     return {"arm": arm, "seed": seed, "pretrain_val_loss": round(val_loss, 5),
             **{k: round(v, 4) for k, v in scores.items()},
             "pretrain_seconds": round(pretrain_seconds),

@@ -24,6 +24,11 @@ A second task, ``distill``, sweeps notebook 06's students (``tasks.students.DIST
 `nano` student from scratch and by logit KD, a half-depth student at the teacher's width, from
 random weights or from the teacher's every other layer, and the two arms of the T² experiment),
 scored by validation loss.
+
+A third, ``instructions``, sweeps notebook 04's arms (``tasks.instructions.INSTRUCTION_METHODS``:
+full fine-tuning and LoRA r=8 with the prompt masked, LoRA r=8 with it counted), scored by exact
+match on trained and on held-out questions; an arm's rate is read off the trained questions'
+error (``trained_error``), the score a practitioner has without the held-out set.
 """
 
 from __future__ import annotations
@@ -39,10 +44,12 @@ from pathlib import Path
 from .runner import Kind, best_rates, load, new_table, run_points, validate_workers
 
 METRICS = ("domain_loss", "domain_excess", "domain_facts", "general_loss", "world_facts")
-TASK_METRICS = {"domain": METRICS, "distill": ("val_loss",)}
+TASK_METRICS = {"domain": METRICS, "distill": ("val_loss",),
+                "instructions": ("trained_error", "em_trained", "em_heldout")}
 _METHOD = re.compile(r"^(full|full-replay|scratch|larger|lora-r([1-9][0-9]*))$")
 # how each task's loss is scored (a table records it; one scored otherwise is refused)
-SCORING = {"domain": "whole documents", "distill": "packed blocks"}
+SCORING = {"domain": "whole documents", "distill": "packed blocks",
+           "instructions": "exact sentence"}
 # the CLI's grid when --grid is not given: the shipped tables' (llmup_lib/data/tuning/README.md)
 DEFAULT_GRID = {
     "domain": ["larger=1e-4,3e-4,1e-3,3e-3,1e-2", "full=3e-5,1e-4,3e-4,1e-3,3e-3,1e-2,3e-2",
@@ -52,6 +59,9 @@ DEFAULT_GRID = {
                "scratch=1e-3,3e-3,1e-2,3e-2"],
     "distill": ["scratch=3e-3,1e-2,3e-2", "kd=3e-3,1e-2,3e-2", "kd-half=1e-3,3e-3,1e-2",
                 "kd-half-init=3e-4,1e-3,3e-3,1e-2", "t4-with-t2=1e-2", "t4-without-t2=1e-2"],
+    "instructions": ["full=1e-4,2e-4,3e-4,1e-3,3e-3,1e-2",
+                     "lora-r8=1e-3,2e-3,2.5e-3,3e-3,5e-3,1e-2,3e-2",
+                     "lora-r8-unmasked=1e-3,3e-3,5e-3,7e-3,1e-2,2e-2,3e-2"],
 }
 
 
@@ -91,14 +101,14 @@ def validate_steps(steps, task: str = "domain") -> int | None:
         raise ValueError(f"steps={steps!r} must be a positive whole number of steps, e.g. 30.")
     if task != "domain":
         raise ValueError(f"steps={steps!r}: only the domain task runs at another step budget; "
-                         "leave --steps out for the distill task.")
+                         f"leave --steps out for the {task} task.")
     return steps
 
 
 def validate_task(task) -> str:
     if task not in TASK_METRICS:
-        raise ValueError(f"Unknown tuning task {task!r}; use 'domain' (notebooks 02-03) or "
-                         "'distill' (notebook 06).")
+        raise ValueError(f"Unknown tuning task {task!r}; use 'domain' (notebooks 02-03), "
+                         "'distill' (notebook 06) or 'instructions' (notebook 04).")
     return task
 
 
@@ -107,6 +117,10 @@ def validate_method(method, task: str = "domain") -> str:
         from ..tasks.students import validate_method as validate_distill_method
 
         return validate_distill_method(method)
+    if task == "instructions":
+        from ..tasks.instructions import validate_method as validate_instruction_method
+
+        return validate_instruction_method(method)
     if not isinstance(method, str) or not _METHOD.match(method):
         raise ValueError(f"Unknown method {method!r}; use 'full', 'full-replay', 'scratch', "
                          "'larger' or 'lora-rK' with a rank K >= 1, e.g. 'lora-r2'.")
@@ -220,6 +234,11 @@ def _task_functions(task: str):
 
         return distill_tuning_data, lambda m, lr, s, data, profile, steps: distill_tune_run(
             m, lr, s, data, profile)
+    if task == "instructions":
+        from ..tasks.instructions import instruction_tune_run, instruction_tuning_data
+
+        return instruction_tuning_data, lambda m, lr, s, data, profile, steps: (
+            instruction_tune_run(m, lr, s, data, profile))
     return tuning_data, tune_run
 
 
@@ -254,7 +273,8 @@ def tune(grid: dict, seeds, profile, tokenizer, log=print, task: str = "domain",
     data = prepare(profile, tokenizer)  # here too: the table's floor and teacher loss
     calls = [(method, lr, seed) for method, lrs in grid.items() for lr in lrs for seed in seeds
              if (method, lr, seed) not in skip]
-    shown = ("val_loss",) if task == "distill" else ("domain_excess", "general_loss")
+    shown = {"distill": ("val_loss",), "instructions": ("em_trained", "em_heldout")}.get(
+        task, ("domain_excess", "general_loss"))
 
     def done(i, r):
         if log:
@@ -311,7 +331,8 @@ def best_rate(table: dict, method: str, metric: str | None = None,
     (``distill``)."""
     task = table.get("task", "domain")
     validate_method(method, task)
-    metric = metric or {"domain": "domain_excess", "distill": "val_loss"}[task]
+    metric = metric or {"domain": "domain_excess", "distill": "val_loss",
+                        "instructions": "trained_error"}[task]
     rows = [r for r in table["rows"] if r["method"] == method]
     if not rows:
         raise ValueError(f"The table has no rows for {method!r}; it has "

@@ -167,23 +167,6 @@ def claim_reaches_further(better: dict | None, worse: dict | None, what: str,
     return gap
 
 
-def claim_masking(masked, unmasked, few_shot: float, spreads: float = 3.0,
-                  min_gap: float = 0.05, min_lift: float = 0.3) -> float:
-    """Notebook 04: held-out exact match, one value per seed. Instruction tuning with the
-    prompt masked lifts it at least ``min_lift`` above the few-shot base, and masking beats no
-    masking beyond the seed spread and by at least ``min_gap``. Returns the masking gap.
-    Training on answers replaced by random ones fails the first test."""
-
-    lift = statistics.mean(masked) - few_shot
-    if not lift >= min_lift:
-        raise ClaimFailed(f"instruction tuning reaches {statistics.mean(masked):.0%} held-out "
-                             f"exact match, {lift:+.0%} over the few-shot base ({few_shot:.0%}), "
-                             f"not the {min_lift:.0%} it should: are the answers right?")
-    return claim_better(masked, unmasked, spreads=spreads, min_gap=min_gap,
-                          higher_is_better=True,
-                          what="masking the prompt (held-out exact match)")
-
-
 def claim_t_squared_matters(with_t2, without_t2, spreads: float = 3.0) -> float:
     """Notebook 06's check that the ``T²`` factor matters. ``with_t2`` and ``without_t2`` are
     the validation losses of students distilled alike except for the factor, one per batch

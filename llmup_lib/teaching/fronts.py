@@ -107,10 +107,13 @@ def placement(curve: list[dict], reference: list[dict], stds: float = 2.0) -> di
             "gaps": at_excess}
 
 
-def read_front(curve: list[dict], at: float, along: str = LEARNING) -> dict | None:
+def read_front(curve: list[dict], at: float, along: str = LEARNING, other: str | None = None
+               ) -> dict | None:
     """The front's value and seed deviation of the *other* axis at ``at`` on axis ``along``
-    (linear between neighbouring points, in log domain excess), or None outside its range."""
-    other = FORGETTING if along == LEARNING else LEARNING
+    (linear between neighbouring points, in log domain excess), or None outside its range.
+    ``other`` names the other axis for curves on other axes (notebook 04: held-out against
+    trained exact match); by default the learning–forgetting pair."""
+    other = other or (FORGETTING if along == LEARNING else LEARNING)
     ordered = sorted(curve, key=lambda p: p[along])
     lo, hi = ordered[0][along], ordered[-1][along]
     if not lo <= at <= hi:
@@ -125,15 +128,17 @@ def read_front(curve: list[dict], at: float, along: str = LEARNING) -> dict | No
     return {other: ordered[-1][other], other + "_std": ordered[-1][other + "_std"]}
 
 
-def matched_gaps(curve: list[dict], reference: list[dict], along: str = LEARNING) -> list[dict]:
+def matched_gaps(curve: list[dict], reference: list[dict], along: str = LEARNING,
+                 other: str | None = None) -> list[dict]:
     """For each point of ``curve`` inside ``reference``'s range on ``along``: the other axis's
-    gap to ``reference`` at the same ``along`` value (positive: ``curve`` is worse), and that gap
-    in seed deviations (both sides' deviations combined). Points outside the range are left
-    out: a front says nothing beyond its ends."""
-    other = FORGETTING if along == LEARNING else LEARNING
+    gap to ``reference`` at the same ``along`` value (``curve`` minus ``reference``: positive is
+    worse on the learning–forgetting axes, lower-is-better both), and that gap in seed deviations
+    (both sides' deviations combined). Points outside the range are left out: a front says
+    nothing beyond its ends. ``other``: as in ``read_front``."""
+    other = other or (FORGETTING if along == LEARNING else LEARNING)
     gaps = []
     for p in curve:
-        ref = read_front(reference, p[along], along)
+        ref = read_front(reference, p[along], along, other)
         if ref is None:
             continue
         gap = p[other] - ref[other]
