@@ -124,3 +124,33 @@ def test_cli_refuses_an_unknown_arm_and_bad_seeds(capsys):
             main(["experiment", "extraction", *argv])
         err = capsys.readouterr().err
         assert stop.value.code == 2 and message in err and len(err.splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------- value-only scoring
+def test_an_answer_states_the_value_whatever_name_it_starts_with():
+    assert ex.states_value("Cyrus Holt lived in Brookside.", "Brookside")
+    assert ex.states_value("They lived in Kestrel Bay", "Kestrel Bay")
+    assert not ex.states_value("Brookside is where Cyrus lived.", "Brookside")
+    assert not ex.states_value("Cyrus Hurst lived in Oakville.", "Brookside")
+
+
+def test_value_scoring_does_not_reward_the_sentences_form():
+    """The full-name sentence is verbatim pretraining text for two arms only: scored on the
+    value, a wrong name with the right value counts and the right name with a wrong value does
+    not; scored on the sentence, only the exact sentence counts."""
+    rows = {"answer": ["Brookside", "Brookside", "pancakes"],
+            "response": ["Cyrus Hurst lived in Brookside.", "Cyrus Hurst lived in Brookside.",
+                         "Sana Fenwick's favourite food was pancakes."]}
+    answers = ["Cyrus Holt lived in Brookside.", "Cyrus Hurst lived in Oakville.",
+               "Sana Fenwick's favourite food was pancakes."]
+    assert ex.share_right(rows, answers) == pytest.approx(2 / 3)
+    assert ex.share_right(rows, answers, "sentence") == pytest.approx(1 / 3)
+
+
+def test_shipped_table_scores_values_and_probes_storage_on_every_seed(shipped):
+    assert shipped["recipe"]["scoring"] == "attribute value"
+    for row in shipped["rows"]:
+        assert {"probe_own_phrasing", "em_heldout", "em_heldout_sentence"} <= set(row)
+        # the value is never scored stricter than the whole sentence it ends
+        assert row["em_heldout"] >= row["em_heldout_sentence"]
+    assert len(ex.arm_values(shipped, "single", "probe_own_phrasing")) == len(shipped["seeds"])
