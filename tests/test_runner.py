@@ -38,14 +38,16 @@ def test_a_table_holds_its_recipe_rows_and_one_provenance_scheme():
 
 def test_provenance_reads_every_shipped_form():
     """The shipped tables stay as they are: the distillation sweep's command + extended_by,
-    extraction's command, capacity's made_by list; the domain sweep (remade 2026-12-05) is in
-    the one scheme, with its machine, cores and date."""
+    capacity's made_by list; the domain sweep and the extraction table (both remade 2026-12-05)
+    are in the one scheme, with their machine, cores and date."""
     distill = json.loads((DATA_DIR / "tuning" / "cpu_distill.json").read_text())
     assert [e["wall_seconds"] for e in R.provenance(distill)] == [1244, 422, 104]
     domain = json.loads((DATA_DIR / "tuning" / "cpu_domain.json").read_text())
     assert set(R.provenance(domain)[0]) == set(R.PROVENANCE)
     extraction = json.loads((DATA_DIR / "extraction" / "cpu.json").read_text())
-    assert [e["command"].split()[3] for e in R.provenance(extraction)] == ["extraction"]
+    assert [e["command"].split()[3:5] for e in R.provenance(extraction)] == [
+        ["experiment", "extraction"]]
+    assert set(R.provenance(extraction)[0]) == set(R.PROVENANCE)
     capacity = json.loads((DATA_DIR / "capacity" / "cpu.json").read_text())
     assert [e["runs"] for e in R.provenance(capacity)] == [15, 1, 10]
 
