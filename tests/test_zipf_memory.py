@@ -233,7 +233,7 @@ def test_a_recipe_is_normalised_and_its_cells_cover_three_axes():
     # a budget that a width does not divide: its cells keep the budget, not width x tokens
     odd = dataclasses.replace(Z.QUICK, isoflop_budgets=(300, 600, 1200, 2400))
     assert {c[4] for c in Z.cells(odd) if c[1] == "isoflop"} == {300, 600, 1200, 2400}
-    assert len(Z.RECIPE.isoflop_budgets) >= 4 and Z.RECIPE.exponents == (1.2, 1.5, 1.8)
+    assert len(Z.RECIPE.isoflop_budgets) >= 4 and Z.RECIPE.exponents == (1.2, 1.5, 1.8, 2.1)
 
 
 def test_the_table_holds_a_tuned_cell_per_row(quick_table):
@@ -334,3 +334,97 @@ def test_workers_make_the_same_table_as_one_process():
     assert [r["excess"] for r in there["rows"]] == pytest.approx([r["excess"] for r in
                                                                   here["rows"]], rel=1e-6)
     assert [r["lr"] for r in there["rows"]] == [r["lr"] for r in here["rows"]]
+
+
+# --------------------------------------------------------------------------- composition
+
+
+def _synthetic_rows(law, a=1.5):
+    rows = []
+    for n in (8, 16, 32, 64, 128, 256, 512, 1024, 2048):
+        for t in (256, 1024, 4096, 16384, 65536, 1 << 18, 1 << 20):
+            m, d = 2 * n ** -0.5, 3 * t ** (-1 / 3)
+            rows.append({"a": a, "width": n, "tokens": t, "excess": law(m, d)})
+    return rows
+
+
+def test_composition_prefers_the_power_mean_when_the_limits_compose_as_a_max():
+    out = Z.composition({"rows": _synthetic_rows(max)})[0]
+    assert out["best"] == "power mean" and out["extrapolation"] >= 30
+    best, additive = out["forms"]["power mean"], out["forms"]["additive"]
+    assert best["held_out_rms_rel_err"] < 0.01 < additive["held_out_rms_rel_err"]
+    assert best["alpha"] == pytest.approx(0.5, rel=0.02) and best["p"] > 10
+
+
+def test_composition_does_not_favour_the_power_mean_when_the_limits_add():
+    out = Z.composition({"rows": _synthetic_rows(lambda m, d: m + d)})[0]
+    additive = out["forms"]["additive"]
+    assert additive["held_out_rms_rel_err"] < 1e-3 and additive["beta"] == pytest.approx(1 / 3)
+    # the power mean contains the sum (p = 1): it fits as well, and no better
+    assert out["forms"]["power mean"]["p"] == pytest.approx(1.0, rel=0.05)
+
+
+def test_composition_refuses_too_few_cells_and_unknown_forms():
+    with pytest.raises(ValueError, match="needs at least 5 cells"):
+        Z.fit_composition([8, 16], [256, 256], [0.5, 0.4], "additive")
+    with pytest.raises(ValueError, match="Unknown composition form 'sum'"):
+        Z.fit_composition([8] * 5, [256] * 5, [0.5] * 5, "sum")
+    with pytest.raises(ValueError, match=r"No cell costs 30x the corner's dearest"):
+        Z.composition_cells([{"width": 8, "tokens": 256, "excess": 1.0}], corner=1 << 18)
+
+
+def test_explorer_text_applies_the_predicted_exponents():
+    text = Z.explorer_text(1.5, 10)
+    assert "excess x 0.316" in text  # 10^-(a-1)
+    assert "excess x 0.464" in text  # 10^-(1-1/a)
+    assert "width x 2.51" in text and "excess x 0.631" in text  # 10^(1/(1+a)), 10^-((a-1)/(1+a))
+    with pytest.raises(ValueError, match="Zipf exponent a=1.0 must be a finite number > 1"):
+        Z.explorer_text(1.0)
+    with pytest.raises(ValueError, match="factor=0 must be a number > 0"):
+        Z.explorer_text(1.5, 0)
+
+
+def test_exponent_errors_fail_a_memory_that_does_not_learn():
+    """The notebook's 10 % check reads ``worst``: a broken run (an excess that does not fall
+    with width or tokens) gives exponents near 0, a relative error near 100 %."""
+    def table(excess):
+        rows = []
+        for n in (4, 8, 16, 32):
+            rows.append({"a": 1.5, "axis": "widths", "width": n, "tokens": 1 << 18,
+                         "compute": n << 18, "excess": excess(n, 1 << 18)})
+        for t in (1024, 2048, 4096, 8192):
+            rows.append({"a": 1.5, "axis": "tokens", "width": 4096, "tokens": t,
+                         "compute": 4096 * t, "excess": excess(4096, t)})
+        for c in (1 << 16, 1 << 18, 1 << 20):
+            for n in (8, 16, 32, 64, 128, 256):
+                rows.append({"a": 1.5, "axis": "isoflop", "width": n, "tokens": c // n,
+                             "compute": c, "excess": excess(n, c // n), "at_edge": False})
+        for r in rows:
+            r.setdefault("at_edge", False)
+        theory = [{"a": 1.5, **Z.predicted_exponents(1.5), "finite_n_model": 0.5,
+                   "finite_n_data": 1 / 3}]
+        return {"rows": rows, "theory": theory}
+
+    def law(n, t):  # the theory's own composition, exactly
+        return max(n ** -0.5, 2 * t ** (-1 / 3))
+
+    good = Z.exponent_errors(Z.measured_exponents(table(law)))[0]
+    assert good["rel_err"]["model"] == pytest.approx(0, abs=0.01) and good["worst"] < 0.15
+    flat = Z.exponent_errors(Z.measured_exponents(table(lambda n, t: 0.7)))[0]
+    assert flat["worst"] > 0.9 and flat["rel_err"]["model"] == pytest.approx(-1, abs=0.01)
+
+
+def test_the_shipped_table_is_the_recipe_s_grid_over_three_seeds():
+    table = Z.load_table()  # refused if made under another recipe
+    assert {(r["a"], r["axis"], r["width"], r["tokens"]) for r in table["rows"]} == {
+        cell[:4] for cell in Z.cells(Z.RECIPE)}
+    for r in table["rows"]:
+        assert r["seeds"] == [0, 1, 2] and len(r["excess_by_seed"]) == 3
+        rates = Z.rates_of(Z.RECIPE, r["axis"])
+        assert r["rates"] == list(rates) and r["lr"] in rates
+        assert r["excess"] == pytest.approx(min(r["excess_by_rate"]))
+        assert r["at_edge"] == (r["lr"] in (rates[0], rates[-1]))
+    for stored, now in zip(table["theory"], Z.theory(Z.RECIPE), strict=True):
+        assert stored == pytest.approx(now)
+    (made,) = runner.provenance(table)
+    assert made["command"].endswith("experiment zipf --seeds 0,1,2 --workers 2")

@@ -48,10 +48,9 @@ over the seeds, its rate tuned on the mean excess (``at_edge`` flags an optimum 
 grid), and ``measured_exponents`` reads the slopes off the table. All rates of a cell train side
 by side on one stream (``train_heads``), so a cell costs about one run, not one per rate.
 
-The default grid (``RECIPE``: 123 cells, 3 seeds) has not been run yet, so no measured exponent
-is recorded here. Its cost, estimated from a timed 1,024-step pass at each of its widths plus
-the embeddings and the exact excess (2 cores shared with other jobs, load 4, one torch thread,
-2026-12-05): about 11 CPU minutes, so some 6 minutes of wall time with ``--workers 2``.
+The default grid (``RECIPE``: 164 cells over four Zipf exponents, 3 seeds, 7 to 11 rates per
+cell) took 494 s on 2 cores (``--workers 2``, 2026-12-05); the table is
+``llmup_lib/data/zipf/cpu.json`` and its README gives the measured exponents.
 """
 
 from __future__ import annotations
@@ -359,7 +358,7 @@ class ZipfRecipe:
     The grids are checked, sorted and de-duplicated on construction, so a recipe that exists
     can run; ``isoflop_tokens`` is the (min, max) token budget of an IsoFLOP cell."""
 
-    exponents: tuple = (1.2, 1.5, 1.8)
+    exponents: tuple = (1.2, 1.5, 1.8, 2.1)
     n_contexts: int = 1 << 15
     vocab: int = 16
     eps: float = 0.05  # the noise in q: the peak holds 1 - eps + eps/V
@@ -369,16 +368,16 @@ class ZipfRecipe:
     # the model binds: widths at a budget large enough that the data part is small
     widths: tuple = (4, 8, 16, 32, 64)
     widths_tokens: int = 1 << 18
-    widths_rates: tuple = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+    widths_rates: tuple = (0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
     # the data binds: budgets at a width that stores most contexts a pass can see
     tokens: tuple = (1024, 2048, 4096, 8192, 16384, 32768)
     tokens_width: int = 4096
-    tokens_rates: tuple = (4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
+    tokens_rates: tuple = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
     # IsoFLOP: C = width x tokens; at each budget, the widths whose tokens lie in the range
     isoflop_budgets: tuple = (1 << 16, 1 << 18, 1 << 20, 1 << 22)
     isoflop_widths: tuple = (8, 16, 32, 64, 128, 256, 512, 1024, 2048)
     isoflop_tokens: tuple = (256, 1 << 17)
-    isoflop_rates: tuple = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
+    isoflop_rates: tuple = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
 
     def __post_init__(self):
         def put(name, value):  # normalise a field of this frozen instance
@@ -558,6 +557,138 @@ def measured_exponents(table: dict) -> list[dict]:
     return out
 
 
+EXPONENT_KEYS = ("model", "data", "isoflop_width", "isoflop_loss")
+
+
+def exponent_errors(measured) -> list[dict]:
+    """Per Zipf exponent (``measured_exponents``): each measured exponent's relative error
+    against the prediction from ``a`` alone (``rel_err``), the worst of the four (``worst``),
+    and the model and data slopes' errors against an ideal learner at the world's finite ``N``
+    (``rel_err_finite_n``)."""
+    out = []
+    for m in measured:
+        rel = {k: m[k] / m["predicted"][k] - 1 for k in EXPONENT_KEYS}
+        out.append({"a": m["a"], "rel_err": rel, "worst": max(abs(v) for v in rel.values()),
+                    "rel_err_finite_n": {k: m[k] / m["finite_n"][k] - 1
+                                         for k in ("model", "data")}})
+    return out
+
+
 def _slope(rows, key: str) -> dict:
     rows = sorted(rows, key=lambda r: r[key])
     return measure_exponent([r[key] for r in rows], [r["excess"] for r in rows])
+
+
+# --------------------------------------------------------------------------- how the limits compose
+
+FORMS = ("additive", "power mean")
+CORNER_COMPUTE = 1 << 18  # the cheap corner: cells with width x tokens up to this
+HELD_OUT_FACTOR = 30  # held-out cells cost at least this many times the corner's dearest
+
+
+def composed_excess(params: dict, width, tokens) -> np.ndarray:
+    """The excess a composition law predicts: the model term ``A n^-alpha`` and the data term
+    ``B T^-beta`` joined by a power mean ``(m^p + d^p)^(1/p)``; ``p = 1`` is Chinchilla's sum
+    (``"additive"``), a large ``p`` is the larger of the two (a max)."""
+    log_m = params["log_A"] - params["alpha"] * np.log(np.asarray(width, float))
+    log_d = params["log_B"] - params["beta"] * np.log(np.asarray(tokens, float))
+    p = params["p"]
+    return np.exp(np.logaddexp(p * log_m, p * log_d) / p)
+
+
+def fit_composition(widths, tokens, excesses, form: str) -> dict:
+    """Fit ``form`` (``FORMS``) to cells in log space (least squares on log excess, so each
+    cell weighs by its relative error), from a grid of starts: ``log_A, alpha, log_B, beta``
+    and, for the power mean, ``p`` (fitted as ``log p``; the additive form fixes ``p = 1``)."""
+    if form not in FORMS:
+        raise ValueError(f"Unknown composition form {form!r}; use one of {', '.join(FORMS)}.")
+    from .scaling import _multi_start
+
+    n, t, y = (np.asarray(v, float) for v in (widths, tokens, excesses))
+    if len(y) < 5 or np.any(y <= 0):
+        raise ValueError(f"fit_composition needs at least 5 cells with excess > 0, got {len(y)};"
+                         " widen the corner.")
+    keys = ("log_A", "alpha", "log_B", "beta") + (("log_p",) if form == "power mean" else ())
+
+    def unpack(theta):
+        params = {k: float(v) for k, v in zip(keys, theta)}
+        params["p"] = float(np.exp(params.pop("log_p"))) if "log_p" in params else 1.0
+        return params
+
+    def residual(theta):
+        return np.log(composed_excess(unpack(theta), n, t)) - np.log(y)
+
+    scale = float(np.log(np.max(y)))
+    starts = [[scale + al * np.log(n.min()), al, scale + be * np.log(t.min()), be]
+              + ([lp] if form == "power mean" else [])
+              for al in (0.2, 0.5, 1.0) for be in (0.2, 0.5, 1.0)
+              for lp in ((0.0, 1.0, 2.0) if form == "power mean" else (None,))]
+    theta = _multi_start(residual, starts, delta=10.0)[0]  # delta large: plain least squares
+    params = unpack(theta)
+    params["rms_rel_err"] = rms_rel_err(composed_excess(params, n, t), y)
+    return params
+
+
+def rms_rel_err(predicted, measured) -> float:
+    """sqrt(mean((predicted / measured - 1)^2))."""
+    predicted, measured = np.asarray(predicted, float), np.asarray(measured, float)
+    return float(np.sqrt(np.mean((predicted / measured - 1.0) ** 2)))
+
+
+def composition_cells(rows, corner: int = CORNER_COMPUTE, factor: float = HELD_OUT_FACTOR):
+    """Split one exponent's cells (each ``(width, tokens)`` once) into the cheap corner
+    (``compute <= corner``) and the held-out cells (``compute >= factor x`` the corner's
+    dearest cell)."""
+    cells = {}
+    for r in rows:
+        cells.setdefault((r["width"], r["tokens"]), r)
+    fit = [r for r in cells.values() if r["width"] * r["tokens"] <= corner]
+    if not fit:
+        raise ValueError(f"No cell costs at most corner={corner}; raise the corner.")
+    dearest = max(r["width"] * r["tokens"] for r in fit)
+    held = [r for r in cells.values() if r["width"] * r["tokens"] >= factor * dearest]
+    if not held:
+        raise ValueError(f"No cell costs {factor}x the corner's dearest ({dearest}); lower "
+                         "factor or the corner.")
+    return fit, held
+
+
+def composition(table: dict, corner: int = CORNER_COMPUTE,
+                factor: float = HELD_OUT_FACTOR) -> list[dict]:
+    """Per Zipf exponent: both forms fitted on the cheap corner, then scored on the held-out
+    cells ``factor``x or more dearer. ``extrapolation`` is the cheapest held-out cell's compute
+    over the corner's dearest; ``best``: the form with the lower held-out rms relative error."""
+    out = []
+    for a in sorted({r["a"] for r in table["rows"]}):
+        fit_rows, held = composition_cells([r for r in table["rows"] if r["a"] == a],
+                                           corner, factor)
+        entry = {"a": a, "fit_cells": len(fit_rows), "held_out_cells": len(held),
+                 "extrapolation": min(r["width"] * r["tokens"] for r in held)
+                 / max(r["width"] * r["tokens"] for r in fit_rows), "forms": {}}
+        for form in FORMS:
+            params = fit_composition([r["width"] for r in fit_rows],
+                                     [r["tokens"] for r in fit_rows],
+                                     [r["excess"] for r in fit_rows], form)
+            predicted = composed_excess(params, [r["width"] for r in held],
+                                        [r["tokens"] for r in held])
+            params["held_out_rms_rel_err"] = rms_rel_err(predicted, [r["excess"] for r in held])
+            entry["forms"][form] = params
+        entry["best"] = min(FORMS, key=lambda f: entry["forms"][f]["held_out_rms_rel_err"])
+        out.append(entry)
+    return out
+
+
+def explorer_text(a: float, factor: float = 10.0) -> str:
+    """What the theory predicts at Zipf exponent ``a`` when the width, the tokens or the
+    compute grow ``factor`` times (the plain function behind notebook 05's widget)."""
+    e = predicted_exponents(a)
+    if not (isinstance(factor, numbers.Real) and factor > 0):
+        raise ValueError(f"factor={factor!r} must be a number > 0, e.g. 10.")
+    return "\n".join([
+        f"a = {a:.2f}: excess ∝ width^-{e['model']:.3f} (width binds), "
+        f"∝ tokens^-{e['data']:.3f} (data binds)",
+        f"  {factor:g}x the width, data plentiful:  excess x {factor ** -e['model']:.3f}",
+        f"  {factor:g}x the tokens, width plentiful: excess x {factor ** -e['data']:.3f}",
+        f"  {factor:g}x the compute, spent optimally: width x {factor ** e['isoflop_width']:.2f}, "
+        f"tokens x {factor ** (1 - e['isoflop_width']):.2f}, excess x "
+        f"{factor ** -e['isoflop_loss']:.3f}"])
