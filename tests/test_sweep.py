@@ -175,3 +175,53 @@ def test_tables_keep_the_recipe_id_in_csv_and_json(tiny, tmp_path):
         assert load_table(save_table(rows, tmp_path / name))[0]["recipe_id"] == \
             W.recipe_id(recipe)
     json.loads((tmp_path / "t.json").read_text())
+
+
+def test_a_tuned_sweep_point_trains_at_its_own_rate_and_seed(tiny):
+    recipe, data, points = tiny
+    base = {"size": "2x16", "tokens": points[0]["tokens"]}
+    plain, at_rate, seeded = run_sweep([base, {**base, "lr": 3e-3}, {**base, "seed": 1}], recipe,
+                                       data=data, log=None)
+    assert plain["lr"] == recipe.lr(16) and plain["seed"] == recipe.seed
+    assert at_rate["lr"] == 3e-3 and seeded["seed"] == 1
+    # another rate or another initialisation is another run, and another cache entry
+    assert len({plain["val_loss"], at_rate["val_loss"], seeded["val_loss"]}) == 3
+    n = len(data[1])
+    keys = {W._row_key(p, recipe, (2, 16, 2), n) for p in (base, {**base, "lr": 3e-3},
+                                                           {**base, "seed": 1})}
+    assert len(keys) == 3
+    # a point without its own rate or seed keeps the key rows were cached under before
+    from dataclasses import asdict
+
+    from llmup_lib.store import digest
+    assert W._row_key(base, recipe, (2, 16, 2), n) == digest(
+        [asdict(recipe), [2, 16, 2], base["tokens"], n, 3], 16)
+
+
+@pytest.mark.parametrize("bad, needle", [({"lr": 0}, "lr=0; a learning rate must be a number > 0"),
+                                         ({"lr": "fast"}, "lr='fast'"),
+                                         ({"seed": -1}, "seed=-1; a seed must be a whole number"),
+                                         ({"seed": 1.5}, "seed=1.5")])
+def test_a_sweep_point_with_a_bad_rate_or_seed_is_refused(tiny, bad, needle):
+    recipe, data, points = tiny
+    with pytest.raises(ValueError, match=needle):
+        run_sweep([{**points[0], **bad}], recipe, data=data, log=None)
+
+
+def test_lr_factors_and_seeds_expand_every_size():
+    from llmup_lib.experiments.cli import _tuned_points
+
+    recipe = SweepRecipe()  # lr = min(1.2e-2, 3e-3 * 128 / width)
+    points = _tuned_points([{"size": "2x48", "tokens": 10}, {"size": "4x96", "tokens": 10}],
+                           recipe, "0.5,1,2", "0,1")
+    assert [(p["size"], p["lr"], p["seed"]) for p in points[:2]] == [("2x48", 0.004, 0),
+                                                                    ("2x48", 0.004, 1)]
+    assert sorted({p["lr"] for p in points if p["size"] == "4x96"}) == [0.002, 0.004, 0.008]
+    assert _tuned_points([{"size": "2x48", "tokens": 10}], recipe, None, None) == [
+        {"size": "2x48", "tokens": 10}]  # no flags: the rule's rate, the recipe's seed
+    for factors, seeds, needle in (("0,1", None, "--lr-factors '0,1' must all be > 0"),
+                                   ("fast", None, "--lr-factors 'fast' must be comma-separated"),
+                                   (None, "0,0", "--seeds '0,0' must be distinct"),
+                                   (None, "-1", "--seeds '-1' must be distinct whole numbers")):
+        with pytest.raises(ValueError, match=needle):
+            _tuned_points([{"size": "2x48", "tokens": 10}], recipe, factors, seeds)

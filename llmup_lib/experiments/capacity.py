@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..methods.scaling import loglog_fit
+from ..methods.scaling import loglog_fit, predict_held_out  # noqa: F401 (05b reads it here)
 from ..store import DATA_DIR as _SHIPPED  # the checkout's data/, or the installed package's
 from .runner import Kind, best_rates as _best_rates, load, new_table, run_points, validate_workers
 
@@ -237,27 +237,5 @@ def knowledge_excess(bits: float, table: dict) -> float:
     per_bio = statistics.mean(r["tokens_per_bio"] for r in table["rows"])  # each seed's world
     return (table["inventory_bits"] - bits) * math.log(2) / (people * per_bio)
 
-
-def predict_held_out(entries, held: int = -1) -> dict:
-    """Predict, then check: fit excess = A·N^-a on the sizes below ``entries[held]`` and predict
-    its excess. Returns the prediction, the measured mean, the relative error, and the errors of
-    two null predictors (the nearest smaller size's excess; the mean of the smaller sizes')."""
-    held = held % len(entries)
-    if held < 2:
-        raise ValueError(f"held={held} leaves {held} smaller size(s); a power law needs two.")
-    below = entries[:held]
-    fit = loglog_fit([e["params"] for e in below], [statistics.mean(e["excess"]) for e in below])
-    target = entries[held]
-    measured = statistics.mean(target["excess"])
-    prediction = math.exp(fit["intercept"]) * target["params"] ** fit["slope"]
-
-    def err(value):
-        return abs(value - measured) / measured
-
-    return {"size": target["size"], "prediction": prediction, "measured": measured,
-            "rel_err": err(prediction), "slope": fit["slope"],
-            "null_nearest_rel_err": err(statistics.mean(below[-1]["excess"])),
-            "null_mean_rel_err": err(statistics.mean(statistics.mean(e["excess"])
-                                                      for e in below))}
 
 

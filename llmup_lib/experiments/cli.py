@@ -75,6 +75,12 @@ def add_experiment_parser(sub) -> None:
                        help="with --flops: skip sizes a budget gives fewer steps (default 20)")
     sweep.add_argument("--max-steps", type=int, default=None,
                        help="with --flops: skip sizes a budget gives more steps")
+    sweep.add_argument("--lr-factors", default=None,
+                       help="comma-separated multiples of each size's width-rule rate, e.g. "
+                       "0.5,1,2: every size at each (a tuned sweep; default: the rule's rate)")
+    sweep.add_argument("--seeds", default=None,
+                       help="comma-separated seeds (initialisation and batch order; the data "
+                       "stay the same), e.g. 0,1,2 (default: the profile's seed)")
     sweep.add_argument("--context", type=int, default=None)
     sweep.add_argument("--batch-size", type=int, default=None)
     sweep.add_argument("--no-cache", action="store_true", help="retrain cached points")
@@ -146,6 +152,20 @@ def run_experiment(args, argv) -> None:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     run()
+
+
+def _tuned_points(points, recipe, lr_factors, seeds) -> list[dict]:
+    """``--lr-factors`` and ``--seeds`` as text, parsed; then ``sweep.tuned_points``."""
+    from .sweep import tuned_points
+
+    factors = None if lr_factors is None else _numbers(lr_factors, float, "--lr-factors", "0.5,1,2")
+    seed_list = None if seeds is None else _numbers(seeds, int, "--seeds", "0,1,2")
+    try:
+        return tuned_points(points, recipe, factors, seed_list)
+    except ValueError as e:  # name the flag and the text as typed
+        flag, text = (("--lr-factors", lr_factors) if str(e).startswith("lr_factors")
+                      else ("--seeds", seeds))
+        raise ValueError(f"{flag} {text!r}" + str(e).split("'", 2)[2]) from None
 
 
 def _numbers(text: str, kind, flag: str, example: str) -> list:
@@ -303,6 +323,7 @@ def _sweep(args, command):
         points = [{"size": n, "tokens": int(args.tokens or FAMILY_TOKENS)} for n in names]
     if not points:
         raise ValueError("No sweep points: every size got too few steps; raise --flops.")
+    points = _tuned_points(points, recipe, args.lr_factors, args.seeds)
     if args.shard is not None:
         points = [{**p, "shard": args.shard} for p in shard_points(points, args.shard)]
         if not points:

@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import math
+import numbers
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -126,8 +127,12 @@ def plan_isoflop(budgets, names, recipe: SweepRecipe, min_steps: int = 20,
 
 
 def _row_key(point: dict, recipe: SweepRecipe, shape, n_blocks: int) -> str:
-    # n_blocks: the batches are permutations of the training pool, so its size is in the key
-    return digest([asdict(recipe), list(shape), point["tokens"], n_blocks, 3], 16)
+    # n_blocks: the batches are permutations of the training pool, so its size is in the key;
+    # a point's own rate or seed (a tuned sweep) joins it only when given, so the rows cached
+    # under the recipe's rule keep their keys
+    parts = [asdict(recipe), list(shape), point["tokens"], n_blocks, 3]
+    parts += [[k, point[k]] for k in RUN_OVERRIDES if point.get(k) is not None]
+    return digest(parts, 16)
 
 
 def _row_digest(row: dict) -> str:
@@ -179,6 +184,42 @@ def shard_points(points, shard) -> list[dict]:
     return [{**p, "point_index": i} for i, p in enumerate(points) if i % n == k - 1]
 
 
+RUN_OVERRIDES = ("lr", "seed")  # what a point may set for itself (a tuned, seeded sweep)
+
+
+def tuned_points(points, recipe: SweepRecipe, lr_factors=None, seeds=None) -> list[dict]:
+    """Each point at every rate factor (times its size's width-rule rate, ``recipe.lr``) and
+    every seed: a tuned, seeded sweep (``experiment sweep --lr-factors 0.5,1,2 --seeds 0,1,2``).
+    ``None`` keeps the rule's rate, or the recipe's seed."""
+    factors = [None] if lr_factors is None else list(lr_factors)
+    if any(f is not None and not (isinstance(f, numbers.Real) and f > 0) for f in factors):
+        raise ValueError(f"lr_factors={','.join(map(str, factors))!r} must all be > 0, e.g. "
+                         "0.5,1,2.")
+    seed_list = [None] if seeds is None else list(seeds)
+    if len(set(seed_list)) < len(seed_list) or any(
+            s is not None and (isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0)
+            for s in seed_list):
+        raise ValueError(f"seeds={','.join(map(str, seed_list))!r} must be distinct whole numbers "
+                         ">= 0, e.g. 0,1,2.")
+    out = []
+    for p in points:
+        rule = recipe.lr(parse_shape(p["size"])[1])
+        out += [{**p, **({} if f is None else {"lr": float(f"{rule * f:.4g}")}),
+                 **({} if s is None else {"seed": int(s)})} for f in factors for s in seed_list]
+    return out
+
+
+def point_lr(p: dict, recipe: SweepRecipe) -> float:
+    """The point's own rate, or the recipe's width rule."""
+    return p["lr"] if p.get("lr") is not None else recipe.lr(parse_shape(p["size"])[1])
+
+
+def point_seed(p: dict, recipe: SweepRecipe) -> int:
+    """The point's own seed (its initialisation and batch order; the data stay the recipe's),
+    or the recipe's."""
+    return p["seed"] if p.get("seed") is not None else recipe.seed
+
+
 def _train_point(p: dict, recipe: SweepRecipe, data, progress: bool, accelerator) -> dict:
     """Train one sweep point and return its row (no cache): the body of ``run_sweep``."""
     import torch
@@ -191,12 +232,12 @@ def _train_point(p: dict, recipe: SweepRecipe, data, progress: bool, accelerator
     shape = parse_shape(p["size"])
     steps = max(1, round(p["tokens"] / tokens_per_step))
     measured = reset_peak_rss()
-    model = build_grid_model(p["size"], tokenizer, recipe.context, seed=recipe.seed)
+    lr, seed = point_lr(p, recipe), point_seed(p, recipe)
+    model = build_grid_model(p["size"], tokenizer, recipe.context, seed=seed)
     counts = count_params(model)
-    lr = recipe.lr(shape[1])
     cfg = TrainConfig(steps=steps, batch_size=recipe.batch_size, lr=lr,
                       warmup_steps=max(1, round(recipe.warmup_fraction * steps)),
-                      seed=recipe.seed, progress=progress, log_every=max(1, steps // 20))
+                      seed=seed, progress=progress, log_every=max(1, steps // 20))
     t0 = time.perf_counter()
     result = train(model, train_blocks, None, cfg, accelerator=accelerator)
     wall = time.perf_counter() - t0
@@ -210,7 +251,7 @@ def _train_point(p: dict, recipe: SweepRecipe, data, progress: bool, accelerator
         peak, scope = process_peak_rss_mb(), ("run" if measured else "process")
     row = {**p, "layers": shape[0], "width": shape[1], "heads": shape[2],
            "params": counts["non_embedding"], "params_total": counts["total"],
-           "lr": lr, "steps": steps, "tokens": steps * tokens_per_step,
+           "lr": lr, "seed": seed, "steps": steps, "tokens": steps * tokens_per_step,
            "flops_6nd": flops["six_nd"], "flops_total": flops["total"],
            "flops_attention": flops["attention"], "val_loss": val,
            "final_train_loss": result.history[-1]["train_loss"],
@@ -239,7 +280,8 @@ def _worker_point(p: dict, recipe: SweepRecipe) -> dict:
 def run_sweep(points, recipe: SweepRecipe | None = None, data=None, cache: bool = True,
               progress: bool = False, log=print, workers: int | None = None,
               threads: int | None = None) -> list[dict]:
-    """Train one model per point (``{"size": name, "tokens": D, ...}``) with ``recipe`` and
+    """Train one model per point (``{"size": name, "tokens": D, ...}``, optionally with its own
+    ``"lr"`` and ``"seed"``, as a tuned and seeded sweep gives them) with ``recipe`` and
     return one row per run: shape, parameters, lr, steps, tokens, FLOPs (both counts), the
     validation loss, wall time, throughput and the run's peak memory.
 
@@ -262,6 +304,13 @@ def run_sweep(points, recipe: SweepRecipe | None = None, data=None, cache: bool 
         if "tokens" not in p or not p["tokens"] > 0:
             raise ValueError(f"sweep point {p!r} needs a positive 'tokens' count.")
         parse_shape(p["size"])
+        if p.get("lr") is not None and not (isinstance(p["lr"], numbers.Real) and p["lr"] > 0):
+            raise ValueError(f"sweep point {p!r} has lr={p['lr']!r}; a learning rate must be a "
+                             "number > 0, e.g. 3e-3.")
+        if p.get("seed") is not None and (isinstance(p["seed"], bool) or not isinstance(
+                p["seed"], numbers.Integral) or p["seed"] < 0):
+            raise ValueError(f"sweep point {p!r} has seed={p['seed']!r}; a seed must be a whole "
+                             "number >= 0, e.g. 1.")
     accelerator = Accelerator()
     if workers is not None:
         validate_workers(workers)
@@ -333,7 +382,8 @@ def merge_tables(paths, out=None, command: str | None = None, wall_seconds: floa
                                  f"{first_path!r} with {ref!r}; merge only the shards of one "
                                  "sweep command (same --profile, --context, --batch-size), or "
                                  "rerun the odd one with that recipe.")
-            key = row.get("point_index", (row["size"], row["tokens"], row.get("budget")))
+            key = row.get("point_index", (row["size"], row["tokens"], row.get("budget"),
+                                          row.get("lr"), row.get("seed")))
             if key in seen:
                 raise ValueError(f"{path!r} and {seen[key]!r} both hold the point {row['size']} "
                                  f"at {row['tokens']} tokens; pass each shard's table once.")

@@ -28,6 +28,7 @@ the plain (unweighted) Jacobian at the optimum, ``σ²·(JᵀJ)⁻¹``, or a boo
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -414,16 +415,71 @@ def compute_optimal(flops, fit, flops_per_param_token: float = 6.0) -> dict:
     return {k: (float(v) if np.ndim(v) == 0 else v) for k, v in out.items()}
 
 
-def budget_explorer_text(flops: float, fit, frontier: dict | None = None) -> str:
-    """The plain-function path of the notebook's budget widget: for ``flops``, the optimal size
-    and data and the predicted loss under ``fit`` (and the IsoFLOP frontier, if given)."""
-    opt = compute_optimal(flops, fit)
-    lines = [f"budget C = {flops:.2e} FLOPs (C = 6·N·D)",
-             f"  fitted L(N,D): N_opt = {opt['n_opt']:,.0f} params, D_opt = {opt['d_opt']:,.0f} "
-             f"tokens ({opt['tokens_per_param']:.1f} tokens/param), predicted loss "
-             f"{opt['loss']:.3f} nats/token"]
-    if frontier is not None:
-        fr = compute_optimal(flops, frontier)
-        lines.append(f"  IsoFLOP frontier: N_opt = {fr['n_opt']:,.0f}, D_opt = "
-                     f"{fr['d_opt']:,.0f} ({fr['tokens_per_param']:.1f} tokens/param)")
-    return "\n".join(lines)
+# --------------------------------------------------------------------------- a tuned, seeded family
+
+
+def tuned_family(rows, floor: float = 0.0) -> list[dict]:
+    """One entry per size of a tuned sweep (rows with ``size``, ``lr``, ``seed``), smallest
+    first, at its best rate: ``size``, ``params``, ``lr``, ``rates`` (the size's grid),
+    ``at_edge`` (the best rate is an end of a grid of 3 or more: it warns), ``seeds``, per seed
+    ``val_loss`` and ``excess`` (the loss above ``floor``), and ``rate_means``.
+
+    The best rate is the lowest mean over the seeds when every rate ran the same seeds (a full
+    grid). A two-stage sweep (every rate on one seed, then more seeds at the best one; the
+    shipped ``cpu`` table) has already chosen: its best rate is the one with the most seeds, so
+    the extra seeds confirm that choice and never move it to a rate with one seed."""
+    from ..experiments.runner import rate_stats, warn_edge
+
+    rows = list(rows)
+    missing = [r.get("size") for r in rows if "seed" not in r]
+    if missing:
+        raise ValueError(f"The sweep rows of {missing[0]!r} carry no seed: a tuned family needs "
+                         "`experiment sweep --lr-factors ... --seeds ...` rows.")
+    out = []
+    for size, stats in rate_stats(rows, "size", "val_loss").items():
+        most = max(n for _, _, n in stats.values())
+        lr = min((lr for lr, st in stats.items() if st[2] == most), key=lambda lr: stats[lr][0])
+        rates = sorted(stats)
+        warn_edge(size, lr, rates)
+        runs = sorted((r for r in rows if r["size"] == size and r["lr"] == lr),
+                      key=lambda r: r["seed"])
+        out.append({"size": size, "params": runs[0]["params"], "lr": lr, "rates": rates,
+                    "at_edge": len(rates) >= 3 and lr in (rates[0], rates[-1]),
+                    "seeds": [r["seed"] for r in runs],
+                    "val_loss": [r["val_loss"] for r in runs],
+                    "excess": [r["val_loss"] - floor for r in runs],
+                    "rate_means": {r: stats[r][0] for r in rates}})
+    return sorted(out, key=lambda e: e["params"])
+
+
+def predict_held_out(entries, held: int = -1) -> dict:
+    """Predict, then check: fit excess = A·N^-a on the sizes below ``entries[held]`` and predict
+    its excess. Returns the prediction, the measured mean, the relative error, and the errors of
+    two null predictors (the nearest smaller size's excess; the mean of the smaller sizes')."""
+    held = held % len(entries)
+    if held < 2:
+        raise ValueError(f"held={held} leaves {held} smaller size(s); a power law needs two.")
+    below = entries[:held]
+    fit = loglog_fit([e["params"] for e in below], [statistics.mean(e["excess"]) for e in below])
+    target = entries[held]
+    measured = statistics.mean(target["excess"])
+    prediction = math.exp(fit["intercept"]) * target["params"] ** fit["slope"]
+
+    def err(value):
+        return abs(value - measured) / measured
+
+    return {"size": target["size"], "prediction": prediction, "measured": measured,
+            "rel_err": err(prediction), "slope": fit["slope"],
+            "null_nearest_rel_err": err(statistics.mean(below[-1]["excess"])),
+            "null_mean_rel_err": err(statistics.mean(statistics.mean(e["excess"])
+                                                      for e in below))}
+
+
+def skill_over_nulls(prediction: dict, spread: float = 0.0) -> dict:
+    """Whether a law's held-out prediction (``predict_held_out``) beats both null predictors by
+    more than ``spread`` (the held-out size's relative seed deviation): ``margin`` is the better
+    null's error minus the law's, ``skill`` is ``margin > spread``."""
+    best_null = min(prediction["null_nearest_rel_err"], prediction["null_mean_rel_err"])
+    margin = best_null - prediction["rel_err"]
+    return {"margin": margin, "best_null_rel_err": best_null, "spread": spread,
+            "skill": bool(margin > spread)}
