@@ -35,7 +35,7 @@ model = load_model(base_dir(get_profile("cpu")))
 print(json.dumps({"package": llmup_lib.__file__, "data": str(DATA_DIR), "vocab": len(tok),
                   "model_vocab": model.config.vocab_size,
                   "params": sum(p.numel() for p in model.parameters()),
-                  "table": str(shipped_table("family"))}))
+                  "table": str(shipped_table("family_tuned"))}))
 """
 
 
@@ -57,7 +57,8 @@ def test_a_non_editable_install_loads_the_shipped_tokenizer_and_base_model(tmp_p
     for shipped in ("llmup_lib/data/tokenizer/tokenizer.json",
                     "llmup_lib/data/base/cpu/model.safetensors",
                     "llmup_lib/data/base/cpu/config.json",
-                    "llmup_lib/data/scaling/cpu_family.json",
+                    "llmup_lib/data/scaling/cpu_family_tuned.json",
+                    "llmup_lib/data/zipf/cpu.json",
                     "llmup_lib/data/base/cpu_larger/model.safetensors",
                     "llmup_lib/data/tuning/cpu_domain.json",
                     "llmup_lib/data/tuning/cpu_distill.json",

@@ -225,11 +225,19 @@ def test_the_cache_key_includes_the_training_pool(monkeypatch, tmp_path, tiny_bl
 
 def test_shipped_tables_follow_the_recipe():
     recipe = SweepRecipe()
-    family = load_table(shipped_table("family"))
-    assert [r["size"] for r in family if r["size"] in F.SCALING_GRID] == list(F.SCALING_GRID)
+    family = load_table(shipped_table("family_tuned"), recipe)
+    sizes = ("2x16", "2x24", "2x32", "2x48", "3x64", "4x96")  # notebook 05's FAMILY_SIZES
+    assert sorted({r["size"] for r in family}, key=sizes.index) == list(sizes)
     for r in family:
-        assert r["tokens"] == F.FAMILY_TOKENS and r["lr"] == pytest.approx(recipe.lr(r["width"]))
+        assert r["tokens"] == F.FAMILY_TOKENS
         assert r["params"] == non_embedding_params(F.parse_shape(r["size"]))
+    for size in sizes:  # every size on seed 0 at least at 1/2, 1 and 2 times its rule's rate
+        rule = recipe.lr(F.parse_shape(size)[1])
+        seed0 = [r["lr"] for r in family if r["size"] == size and r["seed"] == 0]
+        assert all(any(x == pytest.approx(f * rule) for x in seed0) for f in (0.5, 1, 2))
+    entries = {e["size"]: e for e in S.tuned_family(family)}
+    for size in ("2x32", "2x48", "3x64", "4x96"):  # the fitted sizes: 3 seeds, an interior rate
+        assert entries[size]["seeds"] == [0, 1, 2] and not entries[size]["at_edge"]
     iso = load_table(shipped_table("isoflop")) + load_table(shipped_table("isoflop_2e12"))
     assert len({r["budget"] for r in iso}) == 4
     for r in iso:
