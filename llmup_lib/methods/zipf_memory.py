@@ -48,6 +48,11 @@ over the seeds, its rate tuned on the mean excess (``at_edge`` flags an optimum 
 grid), and ``measured_exponents`` reads the slopes off the table. All rates of a cell train side
 by side on one stream (``train_heads``), so a cell costs about one run, not one per rate.
 
+**How the limits compose** (``composition``): the additive (Chinchilla) form
+``A n^-alpha + B T^-beta`` and a power mean ``((A n^-alpha)^p + (B T^-beta)^p)^(1/p)`` (``p = 1``
+is the sum, large ``p`` a max), each fitted on the cheap corner of the table (``n·T <= 2^18``)
+and scored on the cells at least 30 times dearer that the fit never saw.
+
 The default grid (``RECIPE``: 164 cells over four Zipf exponents, 3 seeds, 7 to 11 rates per
 cell) took 494 s on 2 cores (``--workers 2``, 2026-12-05); the table is
 ``llmup_lib/data/zipf/cpu.json`` and its README gives the measured exponents.
