@@ -235,7 +235,8 @@ def test_shipped_tables_follow_the_recipe():
         rule = recipe.lr(F.parse_shape(size)[1])
         seed0 = [r["lr"] for r in family if r["size"] == size and r["seed"] == 0]
         assert all(any(x == pytest.approx(f * rule) for x in seed0) for f in (0.5, 1, 2))
-    entries = {e["size"]: e for e in S.tuned_family(family)}
+    with pytest.warns(UserWarning, match="2x24's best rate 0.024 is the highest"):  # plateau luck
+        entries = {e["size"]: e for e in S.tuned_family(family)}
     for size in ("2x32", "2x48", "3x64", "4x96"):  # the fitted sizes: 3 seeds, an interior rate
         assert entries[size]["seeds"] == [0, 1, 2] and not entries[size]["at_edge"]
     iso = load_table(shipped_table("isoflop")) + load_table(shipped_table("isoflop_2e12"))
