@@ -155,17 +155,17 @@ def run_experiment(args, argv) -> None:
 
 
 def _tuned_points(points, recipe, lr_factors, seeds) -> list[dict]:
-    """``--lr-factors`` and ``--seeds`` as text, parsed; then ``sweep.tuned_points``."""
-    from .sweep import tuned_points
+    """``--lr-factors`` and ``--seeds`` parsed and checked (errors name the flag and the text
+    as typed), then ``sweep.tuned_points``."""
+    from .sweep import check_lr_factors, check_seeds, tuned_points
 
     factors = None if lr_factors is None else _numbers(lr_factors, float, "--lr-factors", "0.5,1,2")
+    if factors is not None:
+        check_lr_factors(factors, f"--lr-factors {lr_factors!r}")
     seed_list = None if seeds is None else _numbers(seeds, int, "--seeds", "0,1,2")
-    try:
-        return tuned_points(points, recipe, factors, seed_list)
-    except ValueError as e:  # name the flag and the text as typed
-        flag, text = (("--lr-factors", lr_factors) if str(e).startswith("lr_factors")
-                      else ("--seeds", seeds))
-        raise ValueError(f"{flag} {text!r}" + str(e).split("'", 2)[2]) from None
+    if seed_list is not None:
+        check_seeds(seed_list, f"--seeds {seeds!r}")
+    return tuned_points(points, recipe, factors, seed_list)
 
 
 def _numbers(text: str, kind, flag: str, example: str) -> list:

@@ -23,6 +23,7 @@ one point of it; what every experiment shares is here, once:
 
 from __future__ import annotations
 
+import numbers
 import os
 import platform
 import statistics
@@ -247,6 +248,11 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+def is_seed(value) -> bool:
+    """A seed is a whole number >= 0 (not a bool)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 0
 
 
 def validate_workers(workers, cores: int | None = None) -> int:

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..store import cache_dir, digest, write_text
-from .runner import (Kind, load, made_by, new_table, provenance, run_points, validate_threads,
+from .runner import (Kind, is_seed, load, made_by, new_table, provenance, run_points, validate_threads,
                      validate_workers, with_provenance, worker_data)
 
 from ..core.memory import process_peak_rss_mb, reset_peak_rss
@@ -187,20 +187,29 @@ def shard_points(points, shard) -> list[dict]:
 RUN_OVERRIDES = ("lr", "seed")  # what a point may set for itself (a tuned, seeded sweep)
 
 
+def check_lr_factors(factors, shown: str) -> None:
+    """One sentence naming ``shown`` (the factors as the caller received them) unless every
+    factor is a number > 0."""
+    if any(not (isinstance(f, numbers.Real) and f > 0) for f in factors):
+        raise ValueError(f"{shown} must all be > 0, e.g. 0.5,1,2.")
+
+
+def check_seeds(seeds, shown: str) -> None:
+    """One sentence naming ``shown`` unless the seeds are distinct whole numbers >= 0."""
+    if len(set(seeds)) < len(seeds) or not all(is_seed(s) for s in seeds):
+        raise ValueError(f"{shown} must be distinct whole numbers >= 0, e.g. 0,1,2.")
+
+
 def tuned_points(points, recipe: SweepRecipe, lr_factors=None, seeds=None) -> list[dict]:
     """Each point at every rate factor (times its size's width-rule rate, ``recipe.lr``) and
     every seed: a tuned, seeded sweep (``experiment sweep --lr-factors 0.5,1,2 --seeds 0,1,2``).
     ``None`` keeps the rule's rate, or the recipe's seed."""
     factors = [None] if lr_factors is None else list(lr_factors)
-    if any(f is not None and not (isinstance(f, numbers.Real) and f > 0) for f in factors):
-        raise ValueError(f"lr_factors={','.join(map(str, factors))!r} must all be > 0, e.g. "
-                         "0.5,1,2.")
+    if lr_factors is not None:
+        check_lr_factors(factors, f"lr_factors={','.join(map(str, factors))!r}")
     seed_list = [None] if seeds is None else list(seeds)
-    if len(set(seed_list)) < len(seed_list) or any(
-            s is not None and (isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0)
-            for s in seed_list):
-        raise ValueError(f"seeds={','.join(map(str, seed_list))!r} must be distinct whole numbers "
-                         ">= 0, e.g. 0,1,2.")
+    if seeds is not None:
+        check_seeds(seed_list, f"seeds={','.join(map(str, seed_list))!r}")
     out = []
     for p in points:
         rule = recipe.lr(parse_shape(p["size"])[1])
@@ -307,8 +316,7 @@ def run_sweep(points, recipe: SweepRecipe | None = None, data=None, cache: bool 
         if p.get("lr") is not None and not (isinstance(p["lr"], numbers.Real) and p["lr"] > 0):
             raise ValueError(f"sweep point {p!r} has lr={p['lr']!r}; a learning rate must be a "
                              "number > 0, e.g. 3e-3.")
-        if p.get("seed") is not None and (isinstance(p["seed"], bool) or not isinstance(
-                p["seed"], numbers.Integral) or p["seed"] < 0):
+        if p.get("seed") is not None and not is_seed(p["seed"]):
             raise ValueError(f"sweep point {p!r} has seed={p['seed']!r}; a seed must be a whole "
                              "number >= 0, e.g. 1.")
     accelerator = Accelerator()

@@ -421,8 +421,8 @@ def compute_optimal(flops, fit, flops_per_param_token: float = 6.0) -> dict:
 def tuned_family(rows, floor: float = 0.0) -> list[dict]:
     """One entry per size of a tuned sweep (rows with ``size``, ``lr``, ``seed``), smallest
     first, at its best rate: ``size``, ``params``, ``lr``, ``rates`` (the size's grid),
-    ``at_edge`` (the best rate is an end of a grid of 3 or more: it warns), ``seeds``, per seed
-    ``val_loss`` and ``excess`` (the loss above ``floor``), and ``rate_means``.
+    ``at_edge`` (the best rate is an end of a grid of 3 or more: it warns), ``seeds``, and per
+    seed ``val_loss`` and ``excess`` (the loss above ``floor``).
 
     The best rate is the lowest mean over the seeds when every rate ran the same seeds (a full
     grid). A two-stage sweep (every rate on one seed, then more seeds at the best one; the
@@ -447,8 +447,7 @@ def tuned_family(rows, floor: float = 0.0) -> list[dict]:
                     "at_edge": len(rates) >= 3 and lr in (rates[0], rates[-1]),
                     "seeds": [r["seed"] for r in runs],
                     "val_loss": [r["val_loss"] for r in runs],
-                    "excess": [r["val_loss"] - floor for r in runs],
-                    "rate_means": {r: stats[r][0] for r in rates}})
+                    "excess": [r["val_loss"] - floor for r in runs]})
     return sorted(out, key=lambda e: e["params"])
 
 

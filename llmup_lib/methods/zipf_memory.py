@@ -69,7 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..experiments.runner import Kind, load, new_table, run_points, validate_workers
+from ..experiments.runner import Kind, is_seed, load, new_table, run_points, validate_workers
 from ..store import DATA_DIR as _SHIPPED
 from .scaling import fit_frontier_exponent, isoflop_optimum, loglog_fit
 
@@ -462,8 +462,7 @@ def run_cell(a: float, axis: str, width: int, tokens: int, seed: int,
 
 def validate_seeds(seeds) -> tuple[int, ...]:
     seeds = _as_list("seeds", seeds)
-    if not seeds or len(set(seeds)) != len(seeds) or any(
-            isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seeds):
+    if not seeds or len(set(seeds)) != len(seeds) or not all(is_seed(s) for s in seeds):
         raise ValueError(f"seeds={seeds!r} must be distinct whole numbers >= 0, at least one; "
                          "pass e.g. --seeds 0,1,2.")
     return tuple(int(s) for s in seeds)
