@@ -216,3 +216,143 @@ def test_an_exposure_count_has_its_own_recipe_and_table():
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="positive whole number"):
             cap.exposure_recipe(bad)
+
+
+# ----------------------------------------------------------------------------- the Zipf world
+ZIPF = cap.ZIPF_RECIPE
+TINY_ZIPF = cap.CapacityRecipe(people=40, exposures=4, val_docs=16, context=64, batch_size=8,
+                               zipf_exponent=1.5, probe_head=10, probe_tail=5)
+
+
+def test_the_probe_asks_the_head_and_a_seeded_sample_of_the_tail():
+    assert cap.probe_ranks(0, TINY) == list(range(1, 13))  # uniform: everyone
+    ranks = cap.probe_ranks(0, ZIPF)
+    assert ranks[:300] == list(range(1, 301)) and len(ranks) == 400 == len(set(ranks))
+    assert all(300 < k <= 2000 for k in ranks[300:]) and ranks[300:] == sorted(ranks[300:])
+    assert cap.probe_ranks(0, ZIPF) == ranks and cap.probe_ranks(1, ZIPF) != ranks
+
+
+def test_probe_fields_scale_the_tail_sample_to_the_whole_tail():
+    recipe = cap.CapacityRecipe(people=10, zipf_exponent=1.5, probe_head=2, probe_tail=2)
+    facts = [{"rank": k} for k in (1, 2, 5, 9) for _ in range(4)]
+    bits = [4.0] * 8 + [1.0] * 4 + [0.5] * 4  # head 16 each; tail persons 4 and 2 bits
+    known = [True] * 8 + [False] * 8
+    row = cap.probe_fields(facts, bits, known, recipe)
+    assert row["head_bits"] == [16.0, 16.0] and row["tail_ranks"] == [5, 9]
+    assert row["tail_bits"] == [4.0, 2.0]
+    assert row["bits"] == pytest.approx(32 + 8 / 2 * 6)  # each sampled person stands for 4
+    assert row["facts_known"] == pytest.approx(8 / 40)
+    uniform = cap.probe_fields(facts, bits, known, TINY)
+    assert uniform == {"bits": 38.0, "facts_known": 0.5}
+
+
+def _zipf_row(head_bits, tail_bits, size="2x16", seed=0):
+    tail = cap.probe_ranks(seed, ZIPF)[300:]
+    return {"size": size, "seed": seed, "params": 1000, "excess": 0.2, "tokens_per_bio": 86.0,
+            "head_bits": list(head_bits), "tail_ranks": tail, "tail_bits": [tail_bits] * len(tail)}
+
+
+def test_a_model_that_knows_the_most_frequent_people_is_the_memory_exactly():
+    """Known = the K most frequent people, all B bits; the rest at one level below zero (a
+    guess leaning to the head's values): K is K, the memory's tail is the measured excess, and
+    the frequency-blind null is far above it."""
+    b = cap.person_bits()
+    assert b == pytest.approx(sum(math.log2(len(VALUES[r])) for r in RELATIONS))
+    for k in (5, 40, 120):
+        row = _zipf_row([b] * k + [-6.0] * (300 - k), -6.0)
+        prof = cap.knowledge_profile(row)
+        assert prof["k"] == pytest.approx(k) and prof["unknown_bits"] == pytest.approx(-6.0)
+        assert prof["memory"] == pytest.approx(prof["measured"], rel=1e-9)
+        assert prof["null"] > 3 * prof["measured"]
+    knows_nothing = cap.knowledge_profile(_zipf_row([-6.0] * 300, -6.0))
+    assert knows_nothing["k"] == pytest.approx(0)
+    assert knows_nothing["measured"] == pytest.approx(knows_nothing["null"])
+    assert knows_nothing["measured"] == pytest.approx((b + 6) * math.log(2) / 86.0)
+
+
+def test_knowledge_that_ignores_frequency_is_far_from_the_memory():
+    """The same 40 people's worth of facts, held for ranks 201-240 instead of 1-40: the
+    measured excess is near the null's, and the memory misses it."""
+    b = cap.person_bits()
+    row = _zipf_row([-6.0] * 200 + [b] * 40 + [-6.0] * 60, -6.0)
+    prof = cap.knowledge_profile(row)
+    assert prof["k"] == pytest.approx(40)
+    assert prof["measured"] == pytest.approx(prof["null"], rel=0.05)
+    assert prof["memory"] < 0.5 * prof["measured"]
+
+
+def _order_entry(size, measured, memory, null):
+    return {"size": size, "measured": list(measured), "memory": list(memory), "null": list(null)}
+
+
+def test_claim_frequency_order_passes_a_memory_like_family():
+    entries = [_order_entry("a", (0.10, 0.11, 0.09), (0.08, 0.085, 0.075), (0.5, 0.5, 0.5)),
+               _order_entry("b", (0.05, 0.05, 0.05), (0.04, 0.04, 0.04), (0.45, 0.45, 0.45))]
+    out = claims.claim_frequency_order(entries)
+    assert out["memory_rel_errs"] == pytest.approx([-0.2, -0.2])
+    assert out["rms_memory"] == pytest.approx(0.2) and out["rms_null"] > 4
+
+
+def test_claim_frequency_order_fails_on_frequency_blind_knowledge_and_a_wrong_prediction():
+    blind = [_order_entry("a", (0.5, 0.5, 0.5), (0.08,) * 3, (0.5, 0.49, 0.51)),
+             _order_entry("b", (0.45,) * 3, (0.04,) * 3, (0.45,) * 3)]
+    with pytest.raises(AssertionError, match="at a the memory's prediction misses"):
+        claims.claim_frequency_order(blind)
+    near_null = [_order_entry("a", (0.1,) * 3, (0.08,) * 3, (0.13,) * 3),
+                 _order_entry("b", (0.05,) * 3, (0.04,) * 3, (0.45,) * 3)]
+    with pytest.raises(AssertionError, match="does not follow frequency"):
+        claims.claim_frequency_order(near_null)
+    with pytest.raises(AssertionError, match="at least 2"):
+        claims.claim_frequency_order(near_null[:1])
+
+
+def test_knowledge_profile_refuses_a_uniform_row():
+    row = {"size": "2x8", "seed": 0, "params": 1, "excess": 0.1, "tokens_per_bio": 90.0}
+    with pytest.raises(ValueError, match="Zipf table"):
+        cap.knowledge_profile(row)
+    with pytest.raises(ValueError, match="Zipf table"):
+        cap.knowledge_profile(_zipf_row([0.0] * 300, 0.0), cap.RECIPE)
+
+
+@pytest.mark.slow
+def test_a_zipf_run_keeps_each_head_person_and_the_tail_sample(tok):
+    row = cap.run_point("2x8", 1e-2, 0, tok, TINY_ZIPF)
+    assert len(row["head_bits"]) == 10 and len(row["tail_ranks"]) == 5
+    assert all(10 < k <= 40 for k in row["tail_ranks"])
+    assert row["bits"] == pytest.approx(sum(row["head_bits"]) + 30 / 5 * sum(row["tail_bits"]),
+                                        abs=0.2)
+    assert cap.knowledge_profile(row, TINY_ZIPF)["measured"] > 0
+
+
+def test_the_zipf_table_has_its_own_path_and_recipe(tmp_path, capsys):
+    assert cap.table_path(zipf=True) == cap.DATA_DIR / "cpu_zipf.json"
+    with pytest.raises(ValueError, match="another recipe"):
+        cap.load_table(cap.table_path(), ZIPF)
+    with pytest.raises(SystemExit):
+        main(["experiment", "capacity", "--zipf", "--exposures", "50",
+              "--out", str(tmp_path / "t.json")])
+    err = capsys.readouterr().err
+    assert "--exposures 50 and --zipf" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_readings_by_rank_follow_the_zipf_weights():
+    reads = cap.readings_by_rank()
+    assert reads.sum() == pytest.approx(64_000) and len(reads) == 2000
+    assert reads[0] == pytest.approx(24_925, rel=1e-3) and reads[24] == pytest.approx(199, rel=0.01)
+    assert cap.readings_by_rank(TINY) == pytest.approx([6.0] * 12, rel=0.01)  # near-uniform
+
+
+def test_the_shipped_zipf_table_has_interior_rates_three_seeds_and_its_head():
+    """cpu_zipf.json as its README says: every size's best rate (seed 0) inside its grid, three
+    seeds there, and every row with the 300 head people and 100 of the tail."""
+    table = cap.load_table(cap.table_path(zipf=True), ZIPF)
+    best = cap.best_rates(table)
+    assert best == {"2x16": 2.4e-2, "2x24": 6e-3, "2x32": 6e-3, "2x48": 6e-3}
+    for size, lr in best.items():
+        rates = sorted({r["lr"] for r in table["rows"] if r["size"] == size and r["seed"] == 0})
+        assert rates[0] < lr < rates[-1], size
+    assert [e["seeds"] for e in cap.at_best(table)] == [[0, 1, 2]] * 4
+    for row in table["rows"]:
+        assert len(row["head_bits"]) == 300 and len(row["tail_bits"]) == 100
+        assert row["tail_ranks"] == cap.probe_ranks(row["seed"], ZIPF)[300:]

@@ -19,6 +19,12 @@ Each run trains for one pass over its biographies, about a minute on one core, s
 ``python -m llmup_lib experiment capacity`` writes the table (``llmup_lib/data/capacity/cpu.json``: a learning-rate
 sweep on seed 0, then each size at its best rate on two more seeds); notebook 05b reads it and
 retrains the smallest size live.
+
+The same pretraining on a Zipf world (``ZIPF_RECIPE``, ``experiment capacity --zipf``: person k
+read with chance p_k ∝ k^-1.5) asks which facts a model knows. The probe asks the most frequent
+people and a sample of the rest, and ``knowledge_profile`` reads each run the way notebook 05's
+Zipf memory is read: the facts known, K, the cost of the missing ones, and what that cost would
+be if the K people known were the most frequent (the memory) or any K (a frequency-blind null).
 """
 
 from __future__ import annotations
@@ -47,9 +53,18 @@ class CapacityRecipe:
     val_docs: int = 200
     context: int = 128
     batch_size: int = 16
+    zipf_exponent: float = 1e-3  # 1e-3: every person is read about `exposures` times
+    probe_head: int = 0  # 0: probe every person; else the `probe_head` most frequent ones exactly
+    probe_tail: int = 0  # ... and this many of the rest, drawn uniformly (a stratified estimate)
 
 
 RECIPE = CapacityRecipe()
+# The same pretraining on a Zipf world (notebook 05b, section 3): 2,000 people, person k the
+# subject of a biography with chance p_k ∝ k^-1.5, 64,000 biographies (32 per person on average:
+# the most frequent is read about 25,000 times, the 25th 200 times, the 300th 5 times). The probe
+# asks the 300 most frequent people and 100 of the other 1,700, drawn uniformly.
+ZIPF_RECIPE = CapacityRecipe(people=2000, exposures=32, zipf_exponent=1.5, probe_head=300,
+                             probe_tail=100)
 # notebook 05b's exposure sweep: readings per person, each count a table of its own (200: cpu.json)
 EXPOSURES = (50, 100, 200, 400)
 CAPACITY = Kind("capacity", "capacity", row_key=("size", "lr", "seed"),
@@ -61,8 +76,23 @@ _DATA: dict = {}  # (seed, recipe, vocabulary) -> prepared data, kept for the se
 def capacity_world(seed: int, recipe: CapacityRecipe = RECIPE):
     from ..world.biographies import make_biography_world
 
-    return make_biography_world(seed=seed, n_people=recipe.people, zipf_exponent=1e-3,
-                                health_share=0.0, max_events=0)
+    return make_biography_world(seed=seed, n_people=recipe.people,
+                                zipf_exponent=recipe.zipf_exponent, health_share=0.0, max_events=0)
+
+
+def probe_ranks(seed: int, recipe: CapacityRecipe = RECIPE) -> list[int]:
+    """The ranks the probe asks (1 = most frequent): everyone, or the head and a uniform sample
+    of the tail (``probe_head``, ``probe_tail``), drawn from the seed."""
+    if not recipe.probe_head or recipe.probe_head >= recipe.people:
+        return list(range(1, recipe.people + 1))
+    import numpy as np
+
+    from ..world.engine import derive_seed
+
+    rng = np.random.default_rng(derive_seed(seed, "capacity", "probe-tail"))
+    rest = np.arange(recipe.probe_head + 1, recipe.people + 1)
+    tail = rng.choice(rest, size=min(recipe.probe_tail, len(rest)), replace=False)
+    return list(range(1, recipe.probe_head + 1)) + sorted(int(k) for k in tail)
 
 
 def capacity_data(seed: int, tokenizer, recipe: CapacityRecipe = RECIPE) -> dict:
@@ -84,7 +114,7 @@ def capacity_data(seed: int, tokenizer, recipe: CapacityRecipe = RECIPE) -> dict
             "val": pack_blocks(val["text"], tokenizer, recipe.context),
             "floor": sum(val["logprob_bits"]) * math.log(2) / val_tokens,
             "tokens_per_bio": val_tokens / len(val),
-            "facts": facts(world),
+            "facts": facts(world, probe_ranks(seed, recipe)),
         }
     return _DATA[key]
 
@@ -96,10 +126,10 @@ def inventory_bits(recipe: CapacityRecipe = RECIPE) -> float:
     return recipe.people * sum(math.log2(len(VALUES[r])) for r in RELATIONS)
 
 
-def knowledge_bits(model, tokenizer, facts, batch_size: int = 64) -> dict:
-    """The multiple-choice probe: ``bits`` summed over ``facts`` (log2 |values| + log2 q(true
-    value), q the model's distribution over the relation's values) and ``known``, the share of
-    facts whose true value is the model's first choice."""
+def fact_bits(model, tokenizer, facts, batch_size: int = 64) -> tuple[list, list]:
+    """The multiple-choice probe, fact by fact: the bits the model holds about each fact
+    (log2 |values| + log2 q(true value), q the model's distribution over the relation's values)
+    and whether the true value is its first choice."""
     import numpy as np
 
     from ..core.evaluate import sequence_logprobs
@@ -111,16 +141,52 @@ def knowledge_bits(model, tokenizer, facts, batch_size: int = 64) -> dict:
             prompts.append(f["context"] + f["prompt"])
             values.append(" " + v)
     scores = np.array(sequence_logprobs(model, tokenizer, prompts, values, batch_size=batch_size))
-    bits = known = 0.0
+    bits, known = [], []
     start = 0
     for f in facts:  # each fact's choices are consecutive in ``scores``
         choices = VALUES[f["relation"]]
         s = scores[start:start + len(choices)]
         start += len(choices)
         true = choices.index(f["object"])
-        bits += math.log2(len(choices)) + (s[true] - np.logaddexp.reduce(s)) / math.log(2)
-        known += float(np.argmax(s) == true)
-    return {"bits": float(bits), "known": known / len(facts)}
+        bits.append(math.log2(len(choices)) + (s[true] - np.logaddexp.reduce(s)) / math.log(2))
+        known.append(bool(np.argmax(s) == true))
+    return bits, known
+
+
+def knowledge_bits(model, tokenizer, facts, batch_size: int = 64) -> dict:
+    """The probe summed over ``facts``: ``bits`` and ``known``, the share of facts whose true
+    value is the model's first choice (``fact_bits``)."""
+    bits, known = fact_bits(model, tokenizer, facts, batch_size)
+    return {"bits": float(sum(bits)), "known": sum(known) / len(facts)}
+
+
+def _by_person(facts, values) -> dict:
+    """``values`` (one per fact) summed per person's rank."""
+    out: dict = {}
+    for f, v in zip(facts, values):
+        out[f["rank"]] = out.get(f["rank"], 0.0) + float(v)
+    return out
+
+
+def probe_fields(facts, bits, known, recipe: CapacityRecipe) -> dict:
+    """A row's probe columns. Every person asked: the sums. A head and a tail sample: the
+    totals estimated (the tail sample scaled to the whole tail), and each head person's bits and
+    the sample's ranks and bits, which notebook 05b reads person by person."""
+    if not recipe.probe_head or recipe.probe_head >= recipe.people:
+        return {"bits": round(float(sum(bits)), 1),
+                "facts_known": round(sum(known) / len(facts), 4)}
+    head = recipe.probe_head
+    per_bits, per_known = _by_person(facts, bits), _by_person(facts, known)
+    tail = sorted(k for k in per_bits if k > head)
+    scale = (recipe.people - head) / len(tail)  # each sampled person stands for `scale` people
+    total_bits = (sum(per_bits[k] for k in range(1, head + 1))
+                  + scale * sum(per_bits[k] for k in tail))
+    total_known = (sum(per_known[k] for k in range(1, head + 1))
+                   + scale * sum(per_known[k] for k in tail))
+    return {"bits": round(total_bits, 1),
+            "facts_known": round(total_known / (4 * recipe.people), 4),
+            "head_bits": [round(per_bits[k], 2) for k in range(1, head + 1)],
+            "tail_ranks": tail, "tail_bits": [round(per_bits[k], 2) for k in tail]}
 
 
 def validate_size(size) -> str:
@@ -146,7 +212,7 @@ def run_point(size: str, lr: float, seed: int, tokenizer, recipe: CapacityRecipe
                               progress=False)).model
     train_seconds = time.perf_counter() - start
     loss = eval_loss(model, data["val"], 32)
-    probe = knowledge_bits(model, tokenizer, data["facts"])
+    bits, known = fact_bits(model, tokenizer, data["facts"])
     params = non_embedding_params(parse_shape(size))
     return {"size": size, "lr": lr, "seed": seed, "params": params,
             "params_all": count_params(model)["total"], "steps": steps,
@@ -154,7 +220,7 @@ def run_point(size: str, lr: float, seed: int, tokenizer, recipe: CapacityRecipe
             "val_loss": round(loss, 5), "floor": round(data["floor"], 5),
             "excess": round(loss - data["floor"], 5),
             "tokens_per_bio": round(data["tokens_per_bio"], 2),
-            "bits": round(probe["bits"], 1), "facts_known": round(probe["known"], 4),
+            **probe_fields(data["facts"], bits, known, recipe),
             "train_seconds": round(train_seconds, 1),
             "seconds": round(time.perf_counter() - start, 1)}
 
@@ -194,8 +260,12 @@ def exposure_recipe(exposures: int | None = None) -> CapacityRecipe:
     return replace(RECIPE, exposures=exposures)
 
 
-def table_path(profile: str = "cpu", exposures: int = RECIPE.exposures) -> Path:
-    """The shipped table: ``cpu.json`` at the default exposures, ``cpu_e<N>.json`` at others."""
+def table_path(profile: str = "cpu", exposures: int = RECIPE.exposures, zipf: bool = False
+               ) -> Path:
+    """The shipped table: ``cpu.json`` at the default exposures, ``cpu_e<N>.json`` at others,
+    ``cpu_zipf.json`` for the Zipf world (``ZIPF_RECIPE``)."""
+    if zipf:
+        return DATA_DIR / f"{profile}_zipf.json"
     suffix = "" if exposures == RECIPE.exposures else f"_e{exposures}"
     return DATA_DIR / f"{profile}{suffix}.json"
 
@@ -239,3 +309,58 @@ def knowledge_excess(bits: float, table: dict) -> float:
 
 
 
+
+
+# ----------------------------------------------------------------------------- a Zipf world
+def person_bits(recipe: CapacityRecipe = ZIPF_RECIPE) -> float:
+    """Bits of one person's facts: Σ over relations of log2 |values| (17.4)."""
+    return inventory_bits(replace(recipe, people=1))
+
+
+def readings_by_rank(recipe: CapacityRecipe = ZIPF_RECIPE):
+    """How many of the training biographies are about the person at each rank (1 first), in
+    expectation: ``people x exposures x p_k``."""
+    from ..world.engine import zipf_weights
+
+    return recipe.people * recipe.exposures * zipf_weights(recipe.people, recipe.zipf_exponent)
+
+
+def knowledge_profile(row: dict, recipe: CapacityRecipe = ZIPF_RECIPE) -> dict:
+    """One run on a Zipf world read the way 05's Zipf memory is read: which contexts it knows.
+
+    * ``unknown_bits``: what the model holds about a person it has not learned, the p-weighted
+      mean over the tail sample (ranks past ``probe_head``, read a few times each). Below 0
+      when its guess leans to the values of the people it reads most.
+    * ``k``: the people's worth of facts it holds: each head person's share of the way from
+      ``unknown_bits`` to all B bits (``person_bits``), at most 1, summed.
+    * ``measured``: the knowledge part of the loss, Σ_k p_k (B − bits_k) ln 2 per biography: the
+      head exactly, each tail person at ``unknown_bits``.
+    * ``memory``: the memory's prediction from ``k`` alone: it knows the K most frequent people
+      and none of the rest, each at the same cost, so it pays the Zipf tail past K.
+    * ``null``: the same K people known regardless of how often they are read.
+
+    The three excesses in nats per token (per biography over the row's ``tokens_per_bio``)."""
+    import numpy as np
+
+    from ..world.engine import zipf_weights
+
+    if not recipe.probe_head or "head_bits" not in row:
+        raise ValueError("knowledge_profile reads a Zipf table's rows (with head_bits); load "
+                         "it with load_table(path, ZIPF_RECIPE).")
+    p = zipf_weights(recipe.people, recipe.zipf_exponent)
+    b = person_bits(recipe)
+    head = np.asarray(row["head_bits"], float)
+    tail_p = p[np.asarray(row["tail_ranks"]) - 1]
+    unknown = float((tail_p * np.asarray(row["tail_bits"], float)).sum() / tail_p.sum())
+    cost = b - unknown  # bits an unknown person costs
+    h = len(head)
+    k = float(np.minimum(1.0, (head - unknown) / cost).sum())
+    missing = (p[:h] * (b - head)).sum() + p[h:].sum() * cost
+    past = np.concatenate([np.cumsum(p[::-1])[::-1], [0.0]])  # past[K] = Σ_{rank > K} p
+    memory = np.interp(k, np.arange(len(past)), past) * cost
+    null = (1 - k / recipe.people) * cost
+    per_token = math.log(2) / row["tokens_per_bio"]
+    return {"size": row["size"], "seed": row["seed"], "params": row["params"], "k": k,
+            "unknown_bits": unknown, "measured": float(missing * per_token),
+            "memory": float(memory * per_token), "null": float(null * per_token),
+            "excess": row["excess"]}

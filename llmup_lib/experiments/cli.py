@@ -110,6 +110,9 @@ def add_experiment_parser(sub) -> None:
     capacity.add_argument("--exposures", type=int, default=None,
                           help="biographies per person, one pass (default 200); another count "
                           "writes its own table, llmup_lib/data/capacity/cpu_e<N>.json")
+    capacity.add_argument("--zipf", action="store_true",
+                          help="a Zipf world instead (capacity.ZIPF_RECIPE: 2,000 people, "
+                          "p_k ∝ k^-1.5, 64,000 biographies): llmup_lib/data/capacity/cpu_zipf.json")
     capacity.add_argument("--out", default=None,
                           help="table to write (default: llmup_lib/data/capacity/cpu.json)")
     extraction = _one_line_errors(names.add_parser(
@@ -237,12 +240,15 @@ def _extraction(args, command):
 def _capacity(args, command):
     from ..core.family import non_embedding_params, parse_shape
     from ..core.tokenizer import load_tokenizer
-    from .capacity import (CAPACITY, SIZES, best_rates, exposure_recipe, load_table, run_table,
-                           table_path, validate_size)
+    from .capacity import (CAPACITY, SIZES, ZIPF_RECIPE, best_rates, exposure_recipe, load_table,
+                           run_table, table_path, validate_size)
     from .runner import row_keys, validate_workers
 
-    recipe = exposure_recipe(args.exposures)
-    out = args.out or table_path(exposures=recipe.exposures)
+    if args.zipf and args.exposures is not None:
+        raise ValueError(f"--exposures {args.exposures} and --zipf are two different tables; "
+                         "pass one of them.")
+    recipe = ZIPF_RECIPE if args.zipf else exposure_recipe(args.exposures)
+    out = args.out or table_path(exposures=recipe.exposures, zipf=args.zipf)
     sizes = [validate_size(s.strip()) for s in (args.sizes or ",".join(SIZES)).split(",")]
     seeds = _numbers(args.seeds, int, "--seeds", "0,1,2")
     lrs = _numbers(args.lrs, float, "--lrs", "6e-3,1.2e-2")

@@ -10,6 +10,7 @@ a learner's exercise is graded by ``exercises.check``.
 
 from __future__ import annotations
 
+import math
 import statistics
 
 from .compare import mean_std, separation
@@ -240,6 +241,35 @@ def claim_capacity(entries, inventory: float, min_sizes: int = 3, spreads: float
             "bits_per_param": {e["size"]: statistics.mean(e["bits"]) / e["params"]
                                for e in entries}}
 
+
+
+def claim_frequency_order(entries, tolerance: float = 0.5, margin: float = 3.0) -> dict:
+    """Knowledge held in frequency order, as notebook 05's Zipf memory holds it. ``entries``:
+    one per size, each with lists over seeds of ``measured`` (the knowledge part of the loss),
+    ``memory`` (the memory's prediction from the facts known: the most frequent people known)
+    and ``null`` (the same facts known regardless of frequency). At every size, on the seeds'
+    means, the memory misses the measured value by at most ``tolerance`` (relative), and the
+    null misses it by at least ``margin`` times as much. A model whose knowledge ignores
+    frequency (measured on the null) fails; so does a prediction that is off by more than the
+    tolerance. Returns each form's root-mean-square relative error and the per-size errors."""
+    if len(entries) < 2:
+        raise ClaimFailed(f"{len(entries)} size(s): the comparison needs at least 2.")
+    errs = {"memory": [], "null": []}
+    for e in entries:
+        measured = statistics.mean(e["measured"])
+        for form in errs:
+            errs[form].append(statistics.mean(e[form]) / measured - 1)
+        memory, null = errs["memory"][-1], errs["null"][-1]
+        if not abs(memory) <= tolerance:
+            raise ClaimFailed(f"at {e['size']} the memory's prediction misses the measured "
+                              f"knowledge excess by {memory:+.0%}, beyond {tolerance:.0%}.")
+        if not abs(null) >= margin * abs(memory):
+            raise ClaimFailed(f"at {e['size']} the frequency-blind null misses by {null:+.0%}, "
+                              f"not {margin:g}x the memory's {memory:+.0%}: knowledge there does "
+                              "not follow frequency.")
+    rms = {f: math.sqrt(statistics.mean(x * x for x in v)) for f, v in errs.items()}
+    return {"rms_memory": rms["memory"], "rms_null": rms["null"],
+            "memory_rel_errs": errs["memory"], "null_rel_errs": errs["null"]}
 
 
 def claim_prediction(rel_err: float, tolerance: float = 0.15, what: str = "the prediction"):
