@@ -247,6 +247,20 @@ def test_shipped_tables_follow_the_recipe():
         shipped_table("nope")
 
 
+def test_the_shipped_data_axis_doubles_and_halves_the_family_tokens():
+    """cpu_family_data.json as its README says: 2x32 at twice the tokens with an interior best
+    rate and 3 seeds there, and at half the tokens the rule's rate on 3 seeds."""
+    recipe = SweepRecipe()
+    rows = load_table(shipped_table("family_data"), recipe)
+    assert {r["size"] for r in rows} == {"2x32"}
+    assert {r["tokens"] for r in rows} == {2 * F.FAMILY_TOKENS, F.FAMILY_TOKENS // 2}
+    (twice,) = S.tuned_family([r for r in rows if r["tokens"] == 2 * F.FAMILY_TOKENS])
+    assert twice["lr"] == pytest.approx(recipe.lr(32) / 2) and not twice["at_edge"]
+    assert twice["seeds"] == [0, 1, 2]
+    (half,) = S.tuned_family([r for r in rows if r["tokens"] == F.FAMILY_TOKENS // 2])
+    assert half["lr"] == pytest.approx(recipe.lr(32)) and half["seeds"] == [0, 1, 2]
+
+
 # ----------------------------------------------------------------------------- the optimiser
 # The fits of the sweep tables shipped until the shared vocabulary (the loss columns of those
 # tables are kept in tests/fixtures/scaling_tables_v1.json) by the hand-written
