@@ -9,6 +9,7 @@ import pytest
 
 from llmup_lib.experiments import capacity as cap
 from llmup_lib.experiments import runner
+from llmup_lib.methods.scaling import predict_held_out
 from llmup_lib.teaching import claims
 from llmup_lib.__main__ import main
 from llmup_lib.core.tokenizer import load_tokenizer
@@ -174,7 +175,7 @@ def test_cli_refuses_bad_sizes_workers_and_a_missing_table(tmp_path, capsys):
 def test_the_largest_size_is_predicted_and_the_null_predictors_are_not():
     """On the shipped table: the power law of the smaller sizes predicts the largest within
     15 %; the same check fails for the nearest size's excess and for the mean of the others."""
-    result = cap.predict_held_out(cap.at_best(cap.load_table()))
+    result = predict_held_out(cap.at_best(cap.load_table()))
     assert result["size"] == "2x48" and result["slope"] < 0
     claims.claim_prediction(result["rel_err"])
     for null in ("null_nearest_rel_err", "null_mean_rel_err"):
@@ -186,11 +187,11 @@ def test_a_flat_family_is_not_predicted_as_a_power_law():
     """A broken sweep (every size the same loss but the largest) fails the same check."""
     flat = [_entry(e["size"], e["params"], e["bits"], excess=(0.3, 0.3, 0.3)) for e in GOOD]
     flat[-1] = dict(flat[-1], excess=[0.1, 0.1, 0.1])
-    result = cap.predict_held_out(flat)
+    result = predict_held_out(flat)
     with pytest.raises(AssertionError):
         claims.claim_prediction(result["rel_err"])
     with pytest.raises(ValueError, match="needs two"):
-        cap.predict_held_out(flat, held=1)
+        predict_held_out(flat, held=1)
 
 
 def test_prepared_data_is_kept_per_seed_and_tokenizer(tok):

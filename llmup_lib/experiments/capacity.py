@@ -36,7 +36,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..methods.scaling import loglog_fit, predict_held_out  # noqa: F401 (05b reads it here)
 from ..store import DATA_DIR as _SHIPPED  # the checkout's data/, or the installed package's
 from .runner import Kind, best_rates as _best_rates, load, new_table, run_points, validate_workers
 

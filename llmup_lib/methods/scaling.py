@@ -129,7 +129,7 @@ def _robust_fit(residual, theta0, delta: float, tol: float = 1e-12):
         return sol.x, float(np.sum(_huber(r, delta))), _jacobian(residual, sol.x, r), r
 
 
-def _multi_start(residual, starts, delta: float):
+def multi_start(residual, starts, delta: float):
     """The best of ``_robust_fit`` from every start: each start is solved to a loose tolerance
     (1e-5, enough to rank the basins) and only the best is polished to 1e-12, which takes the
     48 of 49 starts that lose off the expensive part."""
@@ -205,7 +205,7 @@ def _power_law_core(n, loss, delta, start=None):
     if start is not None:  # a known good start (the bootstrap starts from the full fit)
         E0, A0, alpha0 = start
         starts = [[math.log(E0), math.log(A0 / n0**alpha0), alpha0]]
-    theta, f, J, r = _multi_start(residual, starts, delta)
+    theta, f, J, r = multi_start(residual, starts, delta)
     E, a, alpha = unpack(theta)
     return E, a * n0**alpha, alpha, theta, J, r, n0
 
@@ -336,7 +336,7 @@ def fit_chinchilla(n, d, loss, delta: float = 1e-3) -> ChinchillaFit:
                 E0 = frac * lo
                 rest = max(float(np.exp(logl.mean())) - E0, 1e-3)
                 starts.append([math.log(E0), math.log(rest / 2), math.log(rest / 2), alpha, beta])
-    theta, f, J, r = _multi_start(residual, starts, delta)
+    theta, f, J, r = multi_start(residual, starts, delta)
     E, A1, B1 = np.exp(theta[:3])
     alpha, beta = theta[3], theta[4]
     A, B = A1 * n0**alpha, B1 * d0**beta

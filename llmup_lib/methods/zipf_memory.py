@@ -606,7 +606,7 @@ def fit_composition(widths, tokens, excesses, form: str) -> dict:
     and, for the power mean, ``p`` (fitted as ``log p``; the additive form fixes ``p = 1``)."""
     if form not in FORMS:
         raise ValueError(f"Unknown composition form {form!r}; use one of {', '.join(FORMS)}.")
-    from .scaling import _multi_start
+    from .scaling import multi_start
 
     n, t, y = (np.asarray(v, float) for v in (widths, tokens, excesses))
     if len(y) < 5 or np.any(y <= 0):
@@ -627,7 +627,7 @@ def fit_composition(widths, tokens, excesses, form: str) -> dict:
               + ([lp] if form == "power mean" else [])
               for al in (0.2, 0.5, 1.0) for be in (0.2, 0.5, 1.0)
               for lp in ((0.0, 1.0, 2.0) if form == "power mean" else (None,))]
-    theta = _multi_start(residual, starts, delta=10.0)[0]  # delta large: plain least squares
+    theta = multi_start(residual, starts, delta=10.0)[0]  # delta large: plain least squares
     params = unpack(theta)
     params["rms_rel_err"] = rms_rel_err(composed_excess(params, n, t), y)
     return params
