@@ -354,6 +354,7 @@ def test_the_shipped_zipf_table_has_interior_rates_three_seeds_and_its_head():
         rates = sorted({r["lr"] for r in table["rows"] if r["size"] == size and r["seed"] == 0})
         assert rates[0] < lr < rates[-1], size
     assert [e["seeds"] for e in cap.at_best(table)] == [[0, 1, 2]] * 4
+    assert tuple(best) == cap.ZIPF_SIZES  # the CLI's default sizes under --zipf
     for row in table["rows"]:
         assert len(row["head_bits"]) == 300 and len(row["tail_bits"]) == 100
         assert row["tail_ranks"] == cap.probe_ranks(row["seed"], ZIPF)[300:]

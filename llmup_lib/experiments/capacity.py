@@ -64,6 +64,7 @@ RECIPE = CapacityRecipe()
 # asks the 300 most frequent people and 100 of the other 1,700, drawn uniformly.
 ZIPF_RECIPE = CapacityRecipe(people=2000, exposures=32, zipf_exponent=1.5, probe_head=300,
                              probe_tail=100)
+ZIPF_SIZES = ("2x16", "2x24", "2x32", "2x48")  # 2x8 knows nobody in the uniform world either
 # notebook 05b's exposure sweep: readings per person, each count a table of its own (200: cpu.json)
 EXPOSURES = (50, 100, 200, 400)
 CAPACITY = Kind("capacity", "capacity", row_key=("size", "lr", "seed"),

@@ -97,7 +97,8 @@ def add_experiment_parser(sub) -> None:
         "capacity", help="pretrain a size grid on biographies and probe the bits of facts each "
         "size stores (notebook 05's capacity table)"))
     capacity.add_argument("--sizes", default=None,
-                          help="comma-separated sizes (default: capacity.SIZES, 2x8 to 2x48)")
+                          help="comma-separated sizes (default: capacity.SIZES, 2x8 to 2x48; "
+                          "with --zipf, capacity.ZIPF_SIZES, 2x16 to 2x48)")
     capacity.add_argument("--lrs", default="6e-3,1.2e-2,2.4e-2",
                           help="comma-separated peak learning rates (default 6e-3,1.2e-2,2.4e-2)")
     capacity.add_argument("--at-best", action="store_true",
@@ -240,8 +241,8 @@ def _extraction(args, command):
 def _capacity(args, command):
     from ..core.family import non_embedding_params, parse_shape
     from ..core.tokenizer import load_tokenizer
-    from .capacity import (CAPACITY, SIZES, ZIPF_RECIPE, best_rates, exposure_recipe, load_table,
-                           run_table, table_path, validate_size)
+    from .capacity import (CAPACITY, SIZES, ZIPF_RECIPE, ZIPF_SIZES, best_rates, exposure_recipe,
+                           load_table, run_table, table_path, validate_size)
     from .runner import row_keys, validate_workers
 
     if args.zipf and args.exposures is not None:
@@ -249,7 +250,8 @@ def _capacity(args, command):
                          "pass one of them.")
     recipe = ZIPF_RECIPE if args.zipf else exposure_recipe(args.exposures)
     out = args.out or table_path(exposures=recipe.exposures, zipf=args.zipf)
-    sizes = [validate_size(s.strip()) for s in (args.sizes or ",".join(SIZES)).split(",")]
+    default = ZIPF_SIZES if args.zipf else SIZES
+    sizes = [validate_size(s.strip()) for s in (args.sizes or ",".join(default)).split(",")]
     seeds = _numbers(args.seeds, int, "--seeds", "0,1,2")
     lrs = _numbers(args.lrs, float, "--lrs", "6e-3,1.2e-2")
     if not all(lr > 0 for lr in lrs):
