@@ -272,3 +272,10 @@ def test_pronouns_name_single_phrasing_people_in_the_intro_only():
     assert checked > 40
     with pytest.raises(ValueError, match="pronouns='yes' must be True or False"):
         W.make_biography_world(pronouns="yes")
+
+
+def test_tail_mass_is_the_share_past_the_k_most_frequent():
+    p = [0.5, 0.3, 0.2]
+    assert K.tail_mass(p, 0) == pytest.approx(1.0) and K.tail_mass(p, 3) == pytest.approx(0.0)
+    assert K.tail_mass(p, 1) == pytest.approx(0.5) and K.tail_mass(p, 1.5) == pytest.approx(0.35)
+    assert K.tail_mass(p, [-1, 9]) == pytest.approx([1.0, 0.0])  # clipped to the inventory

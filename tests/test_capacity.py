@@ -263,6 +263,7 @@ def test_a_model_that_knows_the_most_frequent_people_is_the_memory_exactly():
         row = _zipf_row([b] * k + [-6.0] * (300 - k), -6.0)
         prof = cap.knowledge_profile(row)
         assert prof["k"] == pytest.approx(k) and prof["unknown_bits"] == pytest.approx(-6.0)
+        assert prof["known_share"] == pytest.approx([1.0] * k + [0.0] * (300 - k))
         assert prof["memory"] == pytest.approx(prof["measured"], rel=1e-9)
         assert prof["null"] > 3 * prof["measured"]
     knows_nothing = cap.knowledge_profile(_zipf_row([-6.0] * 300, -6.0))

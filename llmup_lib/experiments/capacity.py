@@ -80,10 +80,15 @@ def capacity_world(seed: int, recipe: CapacityRecipe = RECIPE):
                                 zipf_exponent=recipe.zipf_exponent, health_share=0.0, max_events=0)
 
 
+def probes_everyone(recipe: CapacityRecipe) -> bool:
+    """Whether the recipe's probe asks every person (no head and tail sample)."""
+    return not recipe.probe_head or recipe.probe_head >= recipe.people
+
+
 def probe_ranks(seed: int, recipe: CapacityRecipe = RECIPE) -> list[int]:
     """The ranks the probe asks (1 = most frequent): everyone, or the head and a uniform sample
     of the tail (``probe_head``, ``probe_tail``), drawn from the seed."""
-    if not recipe.probe_head or recipe.probe_head >= recipe.people:
+    if probes_everyone(recipe):
         return list(range(1, recipe.people + 1))
     import numpy as np
 
@@ -172,7 +177,7 @@ def probe_fields(facts, bits, known, recipe: CapacityRecipe) -> dict:
     """A row's probe columns. Every person asked: the sums. A head and a tail sample: the
     totals estimated (the tail sample scaled to the whole tail), and each head person's bits and
     the sample's ranks and bits, which notebook 05b reads person by person."""
-    if not recipe.probe_head or recipe.probe_head >= recipe.people:
+    if probes_everyone(recipe):
         return {"bits": round(float(sum(bits)), 1),
                 "facts_known": round(sum(known) / len(facts), 4)}
     head = recipe.probe_head
@@ -331,8 +336,9 @@ def knowledge_profile(row: dict, recipe: CapacityRecipe = ZIPF_RECIPE) -> dict:
     * ``unknown_bits``: what the model holds about a person it has not learned, the p-weighted
       mean over the tail sample (ranks past ``probe_head``, read a few times each). Below 0
       when its guess leans to the values of the people it reads most.
-    * ``k``: the people's worth of facts it holds: each head person's share of the way from
-      ``unknown_bits`` to all B bits (``person_bits``), at most 1, summed.
+    * ``known_share``: each head person's share of the way from ``unknown_bits`` to all B bits
+      (``person_bits``), at most 1 (below 0 where the model holds less than about the unknown).
+    * ``k``: the people's worth of facts it holds, the head's shares summed.
     * ``measured``: the knowledge part of the loss, Σ_k p_k (B − bits_k) ln 2 per biography: the
       head exactly, each tail person at ``unknown_bits``.
     * ``memory``: the memory's prediction from ``k`` alone: it knows the K most frequent people
@@ -343,8 +349,9 @@ def knowledge_profile(row: dict, recipe: CapacityRecipe = ZIPF_RECIPE) -> dict:
     import numpy as np
 
     from ..world.engine import zipf_weights
+    from ..world.knowledge import tail_mass
 
-    if not recipe.probe_head or "head_bits" not in row:
+    if probes_everyone(recipe) or "head_bits" not in row:
         raise ValueError("knowledge_profile reads a Zipf table's rows (with head_bits); load "
                          "it with load_table(path, ZIPF_RECIPE).")
     p = zipf_weights(recipe.people, recipe.zipf_exponent)
@@ -354,13 +361,14 @@ def knowledge_profile(row: dict, recipe: CapacityRecipe = ZIPF_RECIPE) -> dict:
     unknown = float((tail_p * np.asarray(row["tail_bits"], float)).sum() / tail_p.sum())
     cost = b - unknown  # bits an unknown person costs
     h = len(head)
-    k = float(np.minimum(1.0, (head - unknown) / cost).sum())
+    share = np.minimum(1.0, (head - unknown) / cost)
+    k = float(share.sum())
     missing = (p[:h] * (b - head)).sum() + p[h:].sum() * cost
-    past = np.concatenate([np.cumsum(p[::-1])[::-1], [0.0]])  # past[K] = Σ_{rank > K} p
-    memory = np.interp(k, np.arange(len(past)), past) * cost
+    memory = float(tail_mass(p, k)) * cost
     null = (1 - k / recipe.people) * cost
     per_token = math.log(2) / row["tokens_per_bio"]
     return {"size": row["size"], "seed": row["seed"], "params": row["params"], "k": k,
-            "unknown_bits": unknown, "measured": float(missing * per_token),
+            "known_share": share.tolist(), "unknown_bits": unknown,
+            "measured": float(missing * per_token),
             "memory": float(memory * per_token), "null": float(null * per_token),
             "excess": row["excess"]}

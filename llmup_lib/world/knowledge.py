@@ -52,13 +52,20 @@ def entropy_parts(w: BiographyWorld, n_docs: int = 20_000, seed: int = 0) -> dic
 
 
 
+def tail_mass(weights, k):
+    """``Σ_{rank>k} p_rank`` for rank weights ``p`` (rank 1 first), linear between whole ``k``:
+    the share of stories about people past the ``k`` most frequent."""
+    weights = np.asarray(weights, dtype=float)
+    tail = np.concatenate([np.cumsum(weights[::-1])[::-1], [0.0]])  # tail[k] = Σ_{rank>k}
+    k = np.clip(np.asarray(k, dtype=float), 0, len(weights))
+    return np.interp(k, np.arange(len(tail)), tail)
+
+
 def excess_if_known(w: BiographyWorld, k, chars_per_story: float | None = None):
     """Expected nats per *story* (or per character, given ``chars_per_story``: total characters
     / stories) above the floor for a model that knows the facts of the ``k`` most frequent
     people and none of the rest: ``Σ_{rank>k} p_rank · Σ_r ln |values_r|``."""
-    tail = np.concatenate([np.cumsum(w.weights[::-1])[::-1], [0.0]])  # tail[k] = Σ_{rank>k}
-    k = np.clip(np.asarray(k, dtype=float), 0, len(w.people))
-    per_story = np.interp(k, np.arange(len(tail)), tail) * knowledge_nats_per_story(w)
+    per_story = tail_mass(w.weights, k) * knowledge_nats_per_story(w)
     return per_story if chars_per_story is None else per_story / chars_per_story
 
 
